@@ -1,0 +1,1 @@
+"""jaxvg.tasks."""
