@@ -1,0 +1,115 @@
+"""Shared config presets. Experiment files in `configs/` start from these and override.
+
+This mirrors the official R²-Tuning layout (`configs/_base_/models/model.py` + per-dataset files):
+the base holds the official defaults, each experiment file states only what differs.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def r2tuning_base() -> ml_collections.ConfigDict:
+  """Official R²-Tuning defaults (QVHighlights values; r2tuning.md §2, §3, §5)."""
+  c = ml_collections.ConfigDict()
+  c.task = 'r2tuning'
+  c.seed = 0
+
+  # Model (r2tuning.md §2). Widths are those of the frozen CLIP features fed in.
+  c.model = ml_collections.ConfigDict()
+  c.model.dims = 256                  # C, hidden size of the R² block.
+  c.model.video_dims = 768            # CLIP visual width (ViT-B/32).
+  c.model.query_dims = 512            # CLIP text width.
+  c.model.num_tokens = 50             # visual tokens per frame (CLS + patches).
+  c.model.num_layers = 4              # K: last K CLIP layers, refined deepest first.
+  c.model.num_heads = 8
+  c.model.ffn_ratio = 4
+  c.model.dropout = 0.5               # dropout in the input MLPs (video_map / query_map).
+  c.model.droppath = 0.1
+  c.model.use_tef = True
+  c.model.strides = (1, 2, 4, 8)
+  c.model.use_coord_head = True
+  c.model.merge_cls_sal = True
+  c.model.max_num_clips = 1024        # PointGenerator buffer_size.
+  # Official training normalises PE/TEF by the *padded* length and lets padded query tokens into
+  # the pooling max (r2tuning.md §9.1). False = padding-invariant (the default, also at inference).
+  c.model.official_padding = False
+
+  # Losses (r2tuning.md §3).
+  c.loss = ml_collections.ConfigDict()
+  c.loss.cls_type = 'focal'           # 'focal' (MR/HD) or 'dynamic_bce' (TVSum/YouTube).
+  c.loss.cls_weight = 1.0
+  c.loss.focal_gamma = 2.0
+  c.loss.reg_weight = 0.2
+  c.loss.center_radius = 1.5
+  c.loss.regress_ranges = ((0.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, float('inf')))
+  c.loss.sal_weight = 0.1
+  c.loss.sal_direction = 'both'       # 'both' (row + col) or 'row' (TVSum/YouTube).
+  c.loss.temperature = 0.07
+  c.loss.video_cal_weight = 0.1
+  c.loss.layer_cal_weight = 0.1
+
+  # Inference post-processing (r2tuning.md §4).
+  c.post = ml_collections.ConfigDict()
+  c.post.max_num_moment = 50
+  c.post.nms_type = 'normal'          # 'normal' (zero scores at IoU >= thres) or 'linear'.
+  c.post.nms_threshold = 0.7
+  c.post.unit = 2.0                   # rounding unit in seconds; 0 = none.
+
+  # Data (see jaxvg/data). Paths are filled in by experiment files or the command line.
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset = 'qvhighlights'
+  c.data.source = 'features'          # 'features' (cached CLIP features) or 'frames'.
+  c.data.anno_dir = ''
+  c.data.feature_dir = ''
+  c.data.frames_dir = ''
+  c.data.train_split = 'train'
+  c.data.val_split = 'val'
+  c.data.domain = ''
+  c.data.fps = 0.5
+  c.data.repeat = 1
+  c.data.min_video_len = 5
+  c.data.t_buckets = (32, 64, 96, 128, 256, 512, 1024)
+  c.data.l_buckets = (16, 32, 77)
+  c.data.max_windows = 8
+  c.data.num_workers = 0
+  c.data.prefetch = 2
+
+  # Optimisation (r2tuning.md §5).
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 5e-4
+  c.optim.weight_decay = 1e-4
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.grad_clip = 35.0
+  c.optim.warmup_steps = 500
+  c.optim.warmup_ratio = 1e-3
+  c.optim.decay_epochs = (20,)        # step decay x decay_factor at these 0-indexed epochs.
+  c.optim.decay_factor = 0.1
+
+  # Training loop.
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 128
+  c.train.eval_batch_size = 32
+  c.train.epochs = 30
+  c.train.precision = 'fp32'          # 'fp32' or 'bf16' (bf16 compute, fp32 params/optimizer).
+  c.train.log_every = 10
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 2
+  c.train.max_steps = -1              # -1: epochs decide.
+
+  # Evaluation and model selection.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.dataset = 'qvhighlights'
+  c.eval.primary_metric = 'MR-full-mAP'
+
+  # Device mesh: -1 infers the size from the devices.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1
+  c.mesh.model = 1
+
+  # Frozen CLIP: only used when data.source == 'frames' (features computed inside the step).
+  c.clip = ml_collections.ConfigDict()
+  c.clip.arch = 'ViT-B/32'
+  c.clip.path = ''                    # weight file; '' = random init (synthetic benchmark only).
+  return c

@@ -1,0 +1,1 @@
+"""Host-side post-processing of model outputs."""
