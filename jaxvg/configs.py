@@ -113,3 +113,36 @@ def r2tuning_base() -> ml_collections.ConfigDict:
   c.clip.arch = 'ViT-B/32'
   c.clip.path = ''                    # weight file; '' = random init (synthetic benchmark only).
   return c
+
+
+def r2tuning_highlight(dataset: str, domain: str, domains: tuple[str, ...], epochs: int
+                       ) -> ml_collections.ConfigDict:
+  """The TVSum / YouTube Highlights variant (r2tuning.md §5): one domain per run.
+
+  No TEF, a single stride-1 level, no regression head, DynamicBCE on soft saliency, row-only
+  SampledNCE, saliency = sigmoid(class logit), constant lr after a 50-iteration warm-up.
+  """
+  if domain not in domains:
+    raise ValueError(f'{dataset}: domain must be one of {domains} (config file ":domain" '
+                     f'argument), got {domain!r}')
+  c = r2tuning_base()
+  c.data.dataset = dataset
+  c.data.domain = domain
+  c.data.val_split = 'val'            # as officially, the "val" split is the test split.
+  c.model.use_tef = False
+  c.model.strides = (1,)
+  c.model.use_coord_head = False
+  c.model.merge_cls_sal = False
+  c.model.dropout = 0.5
+  c.loss.cls_type = 'dynamic_bce'
+  c.loss.reg_weight = 0.0
+  c.loss.sal_weight = 0.1
+  c.loss.sal_direction = 'row'
+  c.train.batch_size = 4
+  c.train.epochs = epochs
+  c.optim.lr = 5e-4
+  c.optim.warmup_steps = 50
+  c.optim.decay_epochs = ()
+  c.eval.dataset = dataset
+  c.eval.primary_metric = 'mAP'
+  return c

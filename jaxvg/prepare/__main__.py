@@ -1,0 +1,21 @@
+"""`python -m jaxvg.prepare frames|features ...`: offline data preparation.
+
+frames    decode videos with PyAV into pre-decoded frame shards (jaxvg.prepare.frames)
+features  run the frozen CLIP over pre-decoded frames into the feature cache (jaxvg.prepare.features)
+"""
+import importlib
+import sys
+
+_COMMANDS = ('frames', 'features')
+
+
+def main(argv: list[str]) -> int:
+  if not argv or argv[0] not in _COMMANDS:
+    print(__doc__.strip(), file=sys.stderr)
+    return 2
+  module = importlib.import_module(f'jaxvg.prepare.{argv[0]}')
+  return module.main(argv[1:]) or 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))

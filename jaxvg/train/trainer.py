@@ -1,0 +1,278 @@
+"""The engine: train, evaluate, predict and describe any registered task.
+
+Read top to bottom: `build_run` assembles everything a run needs (task, mesh, model, data,
+optimiser, frozen backbone, jitted steps); `train_and_evaluate` is the loop; `evaluate_split`
+turns model outputs into submission rows and official metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import signal
+import time
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+from tqdm import tqdm
+
+from jaxvg import data as data_lib
+from jaxvg import evaluation
+from jaxvg import registry
+from jaxvg.train import checkpoint as checkpoint_lib
+from jaxvg.train import frozen as frozen_lib
+from jaxvg.train import mesh as mesh_lib
+from jaxvg.train import optim
+from jaxvg.train import step as step_lib
+from jaxvg.train.logging import MetricWriter
+from jaxvg.train.state import TrainState, count_params, params_sha256, summary
+
+
+class NonFiniteLossError(RuntimeError):
+  """Raised when a training loss is NaN or Inf; no checkpoint is written after it."""
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything a run needs, built once."""
+  config: ml_collections.ConfigDict
+  task: registry.Task
+  mesh: Mesh
+  model: Any
+  frozen: Any                       # frozen backbone parameters (None on the features path)
+  encoder: step_lib.Encoder | None
+  abstract_state: TrainState        # shapes, dtypes and shardings of the train state
+  state_shardings: Any
+
+
+def _init_params(run_task: registry.Task, model, config, rng) -> Any:
+  batch = run_task.dummy_batch(config, 1)
+  return model.init({'params': rng}, batch, train=False)['params']
+
+
+def build_run(config: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> Run:
+  """Task, mesh, model, frozen backbone and the (abstract) sharded train state."""
+  task = registry.get_task(config.task)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  model = task.build_model(config)
+  encoder, frozen = frozen_lib.build(config, mesh)
+  tx = optim.make_optimizer(config.optim, steps_per_epoch)
+  rng = jax.random.key(config.seed)
+  params_rng, state_rng = jax.random.split(rng)
+
+  def init_state():
+    return TrainState.create(_init_params(task, model, config, params_rng), tx, state_rng)
+
+  abstract = jax.eval_shape(init_state)
+  shardings = mesh_lib.param_shardings(mesh, abstract)
+  state = jax.jit(init_state, out_shardings=shardings)()
+  return Run(config, task, mesh, model, frozen, encoder, state, shardings)
+
+
+def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
+  """Model summary; with a workdir, the latest checkpoint's step and parameter digest."""
+  task = registry.get_task(config.task)
+  model = task.build_model(config)
+  params = jax.eval_shape(lambda: _init_params(task, model, config, jax.random.key(0)))
+  lines = [f'task: {config.task}   devices: {jax.device_count()} ({jax.devices()[0].platform})']
+  if workdir and (pathlib.Path(workdir) / 'checkpoints' / 'latest').exists():
+    run = build_run(config)
+    ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False)
+    if ckpts.latest_step() is not None:
+      state, _, _ = ckpts.restore(run.abstract_state)
+      lines.append(f'latest checkpoint: step {ckpts.latest_step()}  '
+                   f'params sha256: {params_sha256(state.params)}')
+    ckpts.close()
+  lines.append(summary(params))
+  return '\n'.join(lines)
+
+
+class _Preemption:
+  """SIGTERM (TPU preemption, `kill`) asks the loop to save and exit cleanly."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(state: TrainState) -> None:
+  bad = int(jax.device_get(state.first_nonfinite_step))
+  if bad >= 0:
+    raise NonFiniteLossError(
+        f'non-finite loss at step {bad}: training stopped; the last good checkpoint is kept '
+        f'and nothing after step {bad} was saved')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       init_from: str | None = None) -> dict[str, float]:
+  """Trains for config.train.epochs, evaluating every epoch; resumes from `workdir` if it can.
+
+  Returns the best value of every validation metric seen (as the official code reports).
+  """
+  workdir = pathlib.Path(workdir)
+  train_data = data_lib.make_loader(config, config.data.train_split, train=True)
+  val_data = data_lib.make_loader(config, config.data.val_split, train=False)
+  steps_per_epoch = train_data.steps_per_epoch
+  run = build_run(config, steps_per_epoch)
+  schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch)
+  train_step = step_lib.jit_train_step(
+      step_lib.make_train_step(run.task, run.model, config, schedule, run.encoder),
+      run.mesh, run.state_shardings, frozen_lib.shardings(run.frozen, run.mesh))
+  ckpts = checkpoint_lib.Checkpoints(workdir, config)
+  writer = MetricWriter(workdir)
+  best: dict[str, float] = _read_json(workdir / 'best_metrics.json')
+
+  state, epoch, start_batch = run.abstract_state, 0, 0
+  if ckpts.latest_step() is not None:
+    state, data_state, _ = ckpts.restore(run.abstract_state)
+    epoch, start_batch = data_state['epoch'], data_state['batch']
+    print(f'resumed from step {int(state.step)} (epoch {epoch}, batch {start_batch})')
+  elif init_from:
+    from jaxvg.convert import r2tuning as convert_r2tuning
+    params = convert_r2tuning.load_official(init_from, config)
+    state = state.replace(params=jax.device_put(params, run.state_shardings.params))
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+    print(f'devices: {run.mesh.devices.shape} {dict(run.mesh.shape)}; '
+          f'trainable parameters: {count_params(state.params)}')
+
+  total_steps = config.train.epochs * steps_per_epoch
+  if config.train.max_steps > 0:
+    total_steps = min(total_steps, config.train.max_steps)
+  preemption = _Preemption()
+  run_facts = lambda e, b: {'epoch': e, 'batch': b, 'config': config.to_json_best_effort()}
+  step = int(jax.device_get(state.step))
+  bar = tqdm(total=total_steps, initial=step, disable=jax.process_index() != 0,
+             dynamic_ncols=True)
+  last_log = (time.perf_counter(), step)
+  try:
+    while epoch < config.train.epochs and step < total_steps and not preemption.requested:
+      next_batch = start_batch
+      for batch, _ in train_data.epoch(epoch, start_batch=start_batch):
+        state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen)
+        step, next_batch = step + 1, next_batch + 1
+        bar.update(1)
+        if step % config.train.log_every == 0 or step == total_steps:
+          _check_finite(state)
+          now = time.perf_counter()
+          rate = (step - last_log[1]) / max(now - last_log[0], 1e-9)
+          last_log = (now, step)
+          scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          writer.write(step, 'train', {**scalars, 'steps_per_s': rate})
+          bar.set_postfix(loss=f'{scalars["loss"]:.4f}', steps_s=f'{rate:.2f}')
+        if step % config.train.checkpoint_every == 0 or preemption.requested:
+          _check_finite(state)
+          ckpts.save(state, {'epoch': epoch, 'batch': next_batch}, run_facts(epoch, next_batch))
+        if preemption.requested or step >= total_steps:
+          break
+      if next_batch < steps_per_epoch:   # stopped inside the epoch (SIGTERM or max_steps)
+        if preemption.requested:
+          print(f'SIGTERM: saved step {step}; exiting cleanly')
+        break
+      epoch, start_batch = epoch + 1, 0
+      _check_finite(state)
+      ckpts.save(state, {'epoch': epoch, 'batch': 0}, run_facts(epoch, 0))
+      metrics = evaluate_split(run, state.params, val_data)
+      _record_eval(writer, step, epoch, metrics, best, workdir)
+      ckpts.save_best(state, metrics, run_facts(epoch, 0))
+  finally:
+    bar.close()
+    preemption.restore()
+    ckpts.wait()
+    ckpts.close()
+    writer.close()
+  return best
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any]:
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record_eval(writer: MetricWriter, step: int, epoch: int, metrics: dict[str, float],
+                 best: dict[str, float], workdir: pathlib.Path) -> None:
+  """Logs every metric and tracks the best value of each independently (official protocol)."""
+  for name, value in metrics.items():
+    if name not in best or value > best[name]:
+      best[name] = value
+  writer.write(step, 'val', metrics)
+  if jax.process_index() == 0:
+    (workdir / 'best_metrics.json').write_text(json.dumps(best, indent=2, sort_keys=True))
+    brief = '  '.join(f'{k} {v:.2f}' for k, v in metrics.items())
+    print(f'epoch {epoch} step {step}: {brief}')
+
+
+def _host_outputs(outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+  """Every host gets the full global outputs (tiny next to the features that made them)."""
+  if jax.process_count() == 1:
+    return jax.device_get(outputs)
+  return multihost_utils.process_allgather(outputs, tiled=True)
+
+
+def predict_rows(run: Run, params: Any, loader) -> list[dict]:
+  """Submission rows for every real sample of `loader`, in loader order."""
+  eval_step = step_lib.jit_eval_step(
+      step_lib.make_eval_step(run.model, run.config, run.encoder), run.mesh,
+      run.state_shardings.params, frozen_lib.shardings(run.frozen, run.mesh))
+  rows = []
+  for batch, metadata in loader.epoch(0):
+    outputs = _host_outputs(eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen))
+    metadata = loader.global_metadata(metadata)
+    rows.extend(run.task.postprocess(outputs, metadata, run.config))
+  return rows
+
+
+def evaluate_split(run: Run, params: Any, loader) -> dict[str, float]:
+  """Official metrics (the evaluator's flat `brief`) of the model on `loader`'s split."""
+  rows = predict_rows(run, params, loader)
+  results = evaluation.evaluate(run.config.eval.dataset, rows, loader.ground_truth())
+  return {k: float(v) for k, v in results['brief'].items()}
+
+
+def _restore_for_inference(run: Run, workdir: str, checkpoint: str) -> TrainState:
+  if checkpoint not in ('latest', 'best'):
+    from jaxvg.convert import r2tuning as convert_r2tuning
+    params = convert_r2tuning.load_official(checkpoint, run.config)
+    return run.abstract_state.replace(params=jax.device_put(params, run.state_shardings.params))
+  ckpts = checkpoint_lib.Checkpoints(workdir, run.config, asynchronous=False)
+  try:
+    state, _, _ = ckpts.restore(run.abstract_state, best=checkpoint == 'best')
+  finally:
+    ckpts.close()
+  return state
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpoint: str
+                        ) -> dict[str, float]:
+  run = build_run(config)
+  state = _restore_for_inference(run, workdir, checkpoint)
+  metrics = evaluate_split(run, state.params, data_lib.make_loader(
+      config, config.data.val_split, train=False))
+  print(json.dumps(metrics, indent=2))
+  return metrics
+
+
+def predict_split(config: ml_collections.ConfigDict, workdir: str, checkpoint: str
+                  ) -> pathlib.Path:
+  """Writes `<workdir>/<dataset>_<split>_submission.jsonl` in the benchmark's format."""
+  run = build_run(config)
+  state = _restore_for_inference(run, workdir, checkpoint)
+  loader = data_lib.make_loader(config, config.data.val_split, train=False)
+  rows = predict_rows(run, state.params, loader)
+  path = pathlib.Path(workdir) / f'{config.data.dataset}_{config.data.val_split}_submission.jsonl'
+  if jax.process_index() == 0:
+    path.write_text(''.join(json.dumps(row) + '\n' for row in rows))
+    print(f'wrote {len(rows)} predictions to {path}')
+  return path
