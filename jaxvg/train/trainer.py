@@ -124,7 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir = pathlib.Path(workdir)
   train_data = data_lib.make_loader(config, config.data.train_split, train=True)
   val_data = data_lib.make_loader(config, config.data.val_split, train=False)
-  steps_per_epoch = train_data.steps_per_epoch
+  steps_per_epoch = train_data.batches_per_epoch
   run = build_run(config, steps_per_epoch)
   schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch)
   train_step = step_lib.jit_train_step(
@@ -134,11 +134,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = MetricWriter(workdir)
   best: dict[str, float] = _read_json(workdir / 'best_metrics.json')
 
-  state, epoch, start_batch = run.abstract_state, 0, 0
+  # The data stream covers every epoch; its Grain iterator state is checkpointed with the model.
+  batches = iter(train_data)
+  state = run.abstract_state
   if ckpts.latest_step() is not None:
     state, data_state, _ = ckpts.restore(run.abstract_state)
-    epoch, start_batch = data_state['epoch'], data_state['batch']
-    print(f'resumed from step {int(state.step)} (epoch {epoch}, batch {start_batch})')
+    batches.set_state(data_state)
+    print(f'resumed from step {int(state.step)}')
   elif init_from:
     from jaxvg.convert import r2tuning as convert_r2tuning
     params = convert_r2tuning.load_official(init_from, config)
@@ -146,48 +148,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
-    print(f'devices: {run.mesh.devices.shape} {dict(run.mesh.shape)}; '
-          f'trainable parameters: {count_params(state.params)}')
+    print(f'devices: {dict(run.mesh.shape)} ({jax.devices()[0].platform}); '
+          f'trainable parameters: {count_params(state.params)}; '
+          f'{steps_per_epoch} steps per epoch')
 
   total_steps = config.train.epochs * steps_per_epoch
   if config.train.max_steps > 0:
     total_steps = min(total_steps, config.train.max_steps)
-  preemption = _Preemption()
-  run_facts = lambda e, b: {'epoch': e, 'batch': b, 'config': config.to_json_best_effort()}
   step = int(jax.device_get(state.step))
+  if step and step % steps_per_epoch == 0 and not _evaluated(workdir, step):
+    _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step, steps_per_epoch)
+  preemption = _Preemption()
   bar = tqdm(total=total_steps, initial=step, disable=jax.process_index() != 0,
              dynamic_ncols=True)
   last_log = (time.perf_counter(), step)
   try:
-    while epoch < config.train.epochs and step < total_steps and not preemption.requested:
-      next_batch = start_batch
-      for batch, _ in train_data.epoch(epoch, start_batch=start_batch):
-        state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen)
-        step, next_batch = step + 1, next_batch + 1
-        bar.update(1)
-        if step % config.train.log_every == 0 or step == total_steps:
-          _check_finite(state)
-          now = time.perf_counter()
-          rate = (step - last_log[1]) / max(now - last_log[0], 1e-9)
-          last_log = (now, step)
-          scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-          writer.write(step, 'train', {**scalars, 'steps_per_s': rate})
-          bar.set_postfix(loss=f'{scalars["loss"]:.4f}', steps_s=f'{rate:.2f}')
-        if step % config.train.checkpoint_every == 0 or preemption.requested:
-          _check_finite(state)
-          ckpts.save(state, {'epoch': epoch, 'batch': next_batch}, run_facts(epoch, next_batch))
-        if preemption.requested or step >= total_steps:
-          break
-      if next_batch < steps_per_epoch:   # stopped inside the epoch (SIGTERM or max_steps)
-        if preemption.requested:
-          print(f'SIGTERM: saved step {step}; exiting cleanly')
-        break
-      epoch, start_batch = epoch + 1, 0
-      _check_finite(state)
-      ckpts.save(state, {'epoch': epoch, 'batch': 0}, run_facts(epoch, 0))
-      metrics = evaluate_split(run, state.params, val_data)
-      _record_eval(writer, step, epoch, metrics, best, workdir)
-      ckpts.save_best(state, metrics, run_facts(epoch, 0))
+    while step < total_steps and not preemption.requested:
+      batch, _ = next(batches)
+      state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen)
+      step += 1
+      bar.update(1)
+      if step % config.train.log_every == 0 or step == total_steps:
+        _check_finite(state)
+        now = time.perf_counter()
+        rate = (step - last_log[1]) / max(now - last_log[0], 1e-9)
+        last_log = (now, step)
+        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        writer.write(step, 'train', {**scalars, 'steps_per_s': rate})
+        bar.set_postfix(loss=f'{scalars["loss"]:.4f}', steps_s=f'{rate:.2f}')
+      epoch_end = step % steps_per_epoch == 0
+      if step % config.train.checkpoint_every == 0 or epoch_end or preemption.requested:
+        _check_finite(state)
+        ckpts.save(state, batches.get_state(), {'epoch': step // steps_per_epoch})
+      if epoch_end:
+        _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step,
+                        steps_per_epoch)
+    if preemption.requested:
+      print(f'SIGTERM: saved step {step}; exiting cleanly')
   finally:
     bar.close()
     preemption.restore()
@@ -195,6 +192,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     ckpts.close()
     writer.close()
   return best
+
+
+def _evaluate_epoch(run: Run, state: TrainState, val_data, ckpts, writer: MetricWriter,
+                    best: dict[str, float], workdir: pathlib.Path, step: int,
+                    steps_per_epoch: int) -> None:
+  """Scores the val split, logs it, tracks best values and offers the best checkpoint."""
+  metrics = evaluate_split(run, state.params, val_data)
+  _record_eval(writer, step, step // steps_per_epoch, metrics, best, workdir)
+  ckpts.save_best(state, metrics, {'epoch': step // steps_per_epoch})
+
+
+def _evaluated(workdir: pathlib.Path, step: int) -> bool:
+  """Whether metrics.jsonl already holds the validation scores of `step`."""
+  path = workdir / 'metrics.jsonl'
+  if not path.exists():
+    return False
+  rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+  return any(r['split'] == 'val' and r['step'] == step for r in rows)
 
 
 def _read_json(path: pathlib.Path) -> dict[str, Any]:
@@ -214,11 +229,25 @@ def _record_eval(writer: MetricWriter, step: int, epoch: int, metrics: dict[str,
     print(f'epoch {epoch} step {step}: {brief}')
 
 
-def _host_outputs(outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
-  """Every host gets the full global outputs (tiny next to the features that made them)."""
+def _local_outputs(run: Run, outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+  """This host's rows of the outputs (batch-leading), matching its own metadata rows."""
   if jax.process_count() == 1:
     return jax.device_get(outputs)
-  return multihost_utils.process_allgather(outputs, tiled=True)
+  return jax.device_get(multihost_utils.global_array_to_host_local_array(
+      outputs, run.mesh, jax.sharding.PartitionSpec(mesh_lib.DATA_AXIS)))
+
+
+def _gather_rows(rows: list[dict]) -> list[dict]:
+  """Submission rows of every host, on every host (JSON bytes through an all-gather)."""
+  if jax.process_count() == 1:
+    return rows
+  payload = np.frombuffer(json.dumps(rows).encode(), np.uint8)
+  sizes = multihost_utils.process_allgather(np.array([payload.size]))
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[:payload.size] = payload
+  gathered = multihost_utils.process_allgather(padded)
+  return [row for blob, size in zip(gathered, sizes.ravel())
+          for row in json.loads(bytes(blob[:size]).decode())]
 
 
 def predict_rows(run: Run, params: Any, loader) -> list[dict]:
@@ -227,11 +256,11 @@ def predict_rows(run: Run, params: Any, loader) -> list[dict]:
       step_lib.make_eval_step(run.model, run.config, run.encoder), run.mesh,
       run.state_shardings.params, frozen_lib.shardings(run.frozen, run.mesh))
   rows = []
-  for batch, metadata in loader.epoch(0):
-    outputs = _host_outputs(eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen))
-    metadata = loader.global_metadata(metadata)
-    rows.extend(run.task.postprocess(outputs, metadata, run.config))
-  return rows
+  for batch, metadata in loader:
+    outputs = eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen)
+    metadata = {**metadata, 'sample_mask': batch['sample_mask']}
+    rows.extend(run.task.postprocess(_local_outputs(run, outputs), metadata, run.config))
+  return _gather_rows(rows)
 
 
 def evaluate_split(run: Run, params: Any, loader) -> dict[str, float]:
