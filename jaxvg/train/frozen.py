@@ -22,6 +22,7 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Encoder | None
   if config.data.source != 'frames':
     return None, None
   from jaxvg import clip  # the CLIP towers are only needed on this path
+  from jaxvg.modules import clip as clip_modules
   if config.clip.path:
     model, params = clip.load(config.clip.path)
   else:
@@ -31,9 +32,9 @@ def build(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Encoder | None
   def encode(frozen: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     frames = batch['frames']                                  # (B, T, H, W, 3) uint8
     b, t = frames.shape[:2]
-    video = clip.encode_video_layers(model, frozen, frames.reshape((b * t,) + frames.shape[2:]),
+    video = clip_modules.encode_video_layers(model, frozen, frames.reshape((b * t,) + frames.shape[2:]),
                                      num_layers)              # (B·T, K, P, Dv)
-    query = clip.encode_text_layers(model, frozen, batch['tokens'], num_layers)  # (B, 77, K, Dq)
+    query = clip_modules.encode_text_layers(model, frozen, batch['tokens'], num_layers)  # (B, 77, K, Dq)
     out = {k: v for k, v in batch.items() if k not in ('frames', 'tokens')}
     out['video'] = video.reshape((b, t) + video.shape[1:])
     out['query'] = query

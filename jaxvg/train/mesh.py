@@ -34,9 +34,12 @@ def make_mesh(mesh_config: ml_collections.ConfigDict, devices: Sequence[jax.Devi
     model = len(devices) // data
   if data * model != len(devices):
     raise ValueError(f'mesh data={data} x model={model} does not cover {len(devices)} devices')
+  # Auto axes: the compiler propagates shardings from the inputs (batch on `data`) through the
+  # model, so modules need no sharding annotations.
+  auto = (jax.sharding.AxisType.Auto,) * 2
   if devices == list(jax.devices()):
-    return jax.make_mesh((data, model), (DATA_AXIS, MODEL_AXIS))
-  return Mesh(np.asarray(devices).reshape(data, model), (DATA_AXIS, MODEL_AXIS))
+    return jax.make_mesh((data, model), (DATA_AXIS, MODEL_AXIS), axis_types=auto)
+  return Mesh(np.asarray(devices).reshape(data, model), (DATA_AXIS, MODEL_AXIS), axis_types=auto)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -1,0 +1,47 @@
+"""R²-Tuning on the embedded synthetic benchmark: the default run, nothing to download.
+
+Coloured shapes with events, rendered and written through the real frames pipeline; a tiny
+frozen CLIP (random weights: no weights can be downloaded) runs inside the jitted step over the
+pre-decoded frames, as on a TPU. Scored with the official QVHighlights evaluator.
+
+  python -m jaxvg.main --config configs/r2tuning/synthetic.py --workdir runs/synthetic
+  python -m jaxvg.main --config configs/r2tuning/synthetic.py:tiny ...   (tests, notebooks)
+"""
+from jaxvg import configs
+
+
+def get_config(size: str = 'default'):
+  config = configs.r2tuning_base()
+  config.data.dataset = 'synthetic'
+  config.data.source = 'frames'
+  config.data.synthetic_size = size
+  config.data.synthetic_root = ''     # '' = $JAXVG_CACHE/synthetic or ~/.cache/jaxvg/synthetic
+  config.data.fps = 0.5
+  config.data.t_buckets = (8, 16, 32)
+  config.data.l_buckets = (77,)
+  config.data.max_windows = 2
+  config.clip.arch = 'tiny'
+  config.model.video_dims = 64
+  config.model.query_dims = 64
+  config.model.num_tokens = 50
+  config.train.batch_size = 16
+  config.train.eval_batch_size = 16
+  config.train.epochs = 12
+  config.train.log_every = 5
+  config.train.checkpoint_every = 100
+  config.optim.lr = 5e-4
+  config.optim.warmup_steps = 50
+  config.optim.decay_epochs = (9,)
+  config.eval.dataset = 'qvhighlights'
+  config.eval.primary_metric = 'MR-full-mAP'
+  if size == 'tiny':                  # a few seconds per epoch: tests and the notebook's CI run
+    config.model.dims = 32
+    config.model.num_heads = 4
+    config.train.batch_size = 8
+    config.train.eval_batch_size = 8
+    config.train.epochs = 2
+    config.train.log_every = 1
+    config.train.checkpoint_every = 2
+    config.optim.warmup_steps = 2
+    config.optim.decay_epochs = ()
+  return config
