@@ -59,18 +59,21 @@ def r2tuning_base() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.dataset = 'qvhighlights'
   c.data.source = 'features'          # 'features' (cached CLIP features) or 'frames'.
+  # The clip rate (fps) is a property of the dataset (jaxvg.data.readers spec), not a setting.
   c.data.anno_dir = ''
-  c.data.feature_dir = ''
+  c.data.feature_dir = ''             # holds clip_b32_vid_k4/ and clip_b32_txt_k4/ (official)
+  c.data.video_feature_dir = ''       # overrides <feature_dir>/clip_b32_vid_k4
+  c.data.query_feature_dir = ''       # overrides <feature_dir>/clip_b32_txt_k4
   c.data.frames_dir = ''
   c.data.train_split = 'train'
   c.data.val_split = 'val'
   c.data.domain = ''
-  c.data.fps = 0.5
   c.data.repeat = 1
   c.data.min_video_len = 5
   c.data.t_buckets = (32, 64, 96, 128, 256, 512, 1024)
   c.data.l_buckets = (16, 32, 77)
-  c.data.max_windows = 8
+  c.data.max_windows = 32             # QVHighlights val has up to 25 windows per query.
+  c.data.truncate = False             # videos longer than the largest bucket: error (False)
   c.data.num_workers = 0
   c.data.prefetch = 2
 

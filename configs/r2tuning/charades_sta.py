@@ -6,7 +6,6 @@ def get_config():
   config = configs.r2tuning_base()
   config.data.dataset = 'charades_sta'
   config.data.val_split = 'test'
-  config.data.fps = 1.0
   config.train.batch_size = 32
   config.train.epochs = 50
   config.optim.lr = 2.5e-4

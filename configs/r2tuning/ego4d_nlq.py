@@ -5,7 +5,6 @@ from jaxvg import configs
 def get_config():
   config = configs.r2tuning_base()
   config.data.dataset = 'ego4d_nlq'
-  config.data.fps = 0.5
   config.train.batch_size = 32
   config.train.epochs = 30
   config.optim.lr = 2.5e-4

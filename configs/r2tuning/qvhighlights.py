@@ -9,7 +9,6 @@ from jaxvg import configs
 def get_config():
   config = configs.r2tuning_base()
   config.data.dataset = 'qvhighlights'
-  config.data.fps = 0.5
   config.data.repeat = 4              # RepeatDataset(times=4): one "epoch" is four passes.
   config.train.batch_size = 128
   config.train.epochs = 30

@@ -16,7 +16,6 @@ def get_config(size: str = 'default'):
   config.data.source = 'frames'
   config.data.synthetic_size = size
   config.data.synthetic_root = ''     # '' = $JAXVG_CACHE/synthetic or ~/.cache/jaxvg/synthetic
-  config.data.fps = 0.5
   config.data.t_buckets = (8, 16, 32)
   config.data.l_buckets = (77,)
   config.data.max_windows = 2

@@ -6,7 +6,6 @@ def get_config():
   config = configs.r2tuning_base()
   config.data.dataset = 'tacos'
   config.data.val_split = 'test'
-  config.data.fps = 0.5
   config.train.batch_size = 32
   config.train.epochs = 100
   config.optim.lr = 2.5e-4

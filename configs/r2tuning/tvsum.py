@@ -9,5 +9,4 @@ DOMAINS = ('BK', 'BT', 'DS', 'FM', 'GA', 'MS', 'PK', 'PR', 'VT', 'VU')
 
 def get_config(domain: str = 'BK'):
   config = configs.r2tuning_highlight('tvsum', domain, DOMAINS, epochs=500)
-  config.data.fps = 0.5
   return config

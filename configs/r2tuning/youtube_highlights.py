@@ -9,5 +9,4 @@ DOMAINS = ('dog', 'gymnastics', 'parkour', 'skating', 'skiing', 'surfing')
 
 def get_config(domain: str = 'dog'):
   config = configs.r2tuning_highlight('youtube_highlights', domain, DOMAINS, epochs=200)
-  config.data.fps = 0.0               # "auto": one clip per annotated segment, per video.
   return config

@@ -3,10 +3,10 @@
 Decoding follows the official `tools/extract_frames.py` (ffmpeg): frames at the dataset fps, short
 side scaled to 224 (bicubic, as ffmpeg's `scale`), centre crop 224x224, RGB uint8, one frame per
 clip, T = #{t : t/fps < video end}. Which frame represents clip t (`sampling`):
-  'start'   the frame shown at t/fps, the start of the clip (default);
   'ffmpeg'  what ffmpeg's `fps` filter (round=near) picks: the last frame before (t + 0.5)/fps,
             i.e. near the clip centre. This is what the official frames (and so the official
-            cached features) contain.
+            cached features) contain, so it is the default;
+  'start'   the frame shown at t/fps, the start of the clip.
 
 Layout of a frames directory (one file per video, so writing is parallel and resumable):
 
@@ -66,7 +66,7 @@ def _supersedes(time: float, clip: int, fps: float, sampling: str) -> bool:
 
 
 def decode_video(path: str, fps: float, size: int = FRAME_SIZE,
-                 sampling: str = 'start') -> np.ndarray:
+                 sampling: str = 'ffmpeg') -> np.ndarray:
   """Decodes `path` with PyAV into (T, size, size, 3) uint8, one frame per clip (see module)."""
   import av  # Heavy import; only the preparation step needs it.
   if not fps > 0:

@@ -111,16 +111,35 @@ class BatchLoader:
       video = video[:tgt.num_clips]
     return {'record': record, 'video': video, 'query': query, 'targets': tgt}
 
+  def _video_length(self, position: int) -> int:
+    record = self.records[position % len(self.records)]
+    if self.source == 'features':
+      return self.features.video(record.video_key).shape[0]   # a memory-map: header only
+    return self.frames.num_frames(record.video_key)
+
+  def global_time_bucket(self, b: int) -> int:
+    """The T bucket of global batch b, the same on every process (its arrays must agree)."""
+    epoch, i = divmod(b, self.batches_per_epoch)
+    order = self.epoch_order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+    longest = max((self._video_length(int(p)) for p in order), default=1)
+    return pick_bucket(min(longest, max(self.t_buckets)), self.t_buckets)
+
   def __call__(self, b: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     epoch, positions = self.positions(int(b))
     samples = [None if p is None else self._load_sample(p, epoch) for p in positions]
-    return self.collate(samples)
+    t_len = self.global_time_bucket(int(b)) if self.process_count > 1 else None
+    return self.collate(samples, t_len)
 
-  def collate(self, samples: list[dict | None]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Pads samples to the batch's bucket (T, L); None entries become dummy samples."""
+  def collate(self, samples: list[dict | None], t_len: int | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Pads samples to the batch's bucket (T, L); None entries become dummy samples.
+
+    `t_len` fixes T (multi-host: every process must pad to the global batch's bucket).
+    """
     real = [s for s in samples if s is not None]
     bsz, g = len(samples), self.max_windows
-    t_len = pick_bucket(max([s['targets'].num_clips for s in real], default=1), self.t_buckets)
+    if t_len is None:
+      t_len = pick_bucket(max([s['targets'].num_clips for s in real], default=1), self.t_buckets)
     batch: dict[str, np.ndarray] = {
         'video_mask': np.zeros((bsz, t_len), bool),
         'windows': np.zeros((bsz, g, 2), np.float32),
@@ -133,7 +152,9 @@ class BatchLoader:
       k, p, dv = self.features.video_shape
       k, dq = self.features.query_shape
       l_len = max([s['query'].shape[0] for s in real], default=1)
-      l_bucket = pick_bucket(l_len, self.l_buckets)
+      # Processes see different queries; only the largest bucket is sure to agree across them.
+      l_bucket = pick_bucket(l_len, self.l_buckets) if self.process_count == 1 \
+          else max(self.l_buckets)
       if l_bucket is None:
         raise ValueError(f'query of {l_len} tokens exceeds data.l_buckets {self.l_buckets}')
       batch['video'] = np.zeros((bsz, t_len, k, p, dv), np.float16)

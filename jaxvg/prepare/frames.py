@@ -51,7 +51,7 @@ def _process(job: tuple[str, str, float], out: str, fmt: str, sampling: str
 
 
 def prepare_frames(videos: str, out: str, fps: str, *, annotations: str = '', fmt: str = 'jpeg',
-                   workers: int = 1, sampling: str = 'start', vid_suffix: str = '') -> dict:
+                   workers: int = 1, sampling: str = 'ffmpeg', vid_suffix: str = '') -> dict:
   """Decodes every (annotated) video in `videos` into `out`; returns the summary dict."""
   wanted = annotation_fps(annotations) if annotations else None
   if fps == 'auto' and wanted is None:
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument('--out', required=True, help='frames directory to write')
   parser.add_argument('--format', default='jpeg', choices=frames_lib.FORMATS)
   parser.add_argument('--workers', type=int, default=max(1, os.cpu_count() or 1))
-  parser.add_argument('--sampling', default='start', choices=frames_lib.SAMPLINGS)
+  parser.add_argument('--sampling', default='ffmpeg', choices=frames_lib.SAMPLINGS)
   parser.add_argument('--vid-suffix', default='', help="file-name suffix not in the annotation "
                       "vids (TACoS: '-cam-002')")
   args = parser.parse_args(argv)
