@@ -11,7 +11,7 @@ import json
 import pathlib
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,7 @@ class Run:
   model: Any
   frozen: Any                       # frozen backbone parameters (None on the features path)
   encoder: step_lib.Encoder | None
-  abstract_state: TrainState        # shapes, dtypes and shardings of the train state
+  initial_state: TrainState         # freshly initialised, laid out on the mesh
   state_shardings: Any
 
 
@@ -55,10 +55,11 @@ def _init_params(run_task: registry.Task, model, config, rng) -> Any:
   return model.init({'params': rng}, batch, train=False)['params']
 
 
-def build_run(config: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> Run:
-  """Task, mesh, model, frozen backbone and the (abstract) sharded train state."""
+def build_run(config: ml_collections.ConfigDict, steps_per_epoch: int = 1,
+              devices: Sequence[jax.Device] | None = None) -> Run:
+  """Task, mesh (over `devices`, default all), model, frozen backbone and the sharded state."""
   task = registry.get_task(config.task)
-  mesh = mesh_lib.make_mesh(config.mesh)
+  mesh = mesh_lib.make_mesh(config.mesh, devices)
   model = task.build_model(config)
   encoder, frozen = frozen_lib.build(config, mesh)
   tx = optim.make_optimizer(config.optim, steps_per_epoch)
@@ -84,7 +85,7 @@ def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
     run = build_run(config)
     ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False)
     if ckpts.latest_step() is not None:
-      state, _, _ = ckpts.restore(run.abstract_state)
+      state, _, _ = ckpts.restore(run.initial_state)
       lines.append(f'latest checkpoint: step {ckpts.latest_step()}  '
                    f'params sha256: {params_sha256(state.params)}')
     ckpts.close()
@@ -136,9 +137,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # The data stream covers every epoch; its Grain iterator state is checkpointed with the model.
   batches = iter(train_data)
-  state = run.abstract_state
+  state = run.initial_state
   if ckpts.latest_step() is not None:
-    state, data_state, _ = ckpts.restore(run.abstract_state)
+    state, data_state, _ = ckpts.restore(run.initial_state)
     batches.set_state(data_state)
     print(f'resumed from step {int(state.step)}')
   elif init_from:
@@ -270,14 +271,15 @@ def evaluate_split(run: Run, params: Any, loader) -> dict[str, float]:
   return {k: float(v) for k, v in results['brief'].items()}
 
 
-def _restore_for_inference(run: Run, workdir: str, checkpoint: str) -> TrainState:
+def restore_for_inference(run: Run, workdir: str, checkpoint: str) -> TrainState:
+  """The state of `<workdir>` checkpoint 'latest' / 'best', or an official checkpoint's path."""
   if checkpoint not in ('latest', 'best'):
     from jaxvg.convert import r2tuning as convert_r2tuning
     params = convert_r2tuning.load_official(checkpoint, run.config)
-    return run.abstract_state.replace(params=jax.device_put(params, run.state_shardings.params))
+    return run.initial_state.replace(params=jax.device_put(params, run.state_shardings.params))
   ckpts = checkpoint_lib.Checkpoints(workdir, run.config, asynchronous=False)
   try:
-    state, _, _ = ckpts.restore(run.abstract_state, best=checkpoint == 'best')
+    state, _, _ = ckpts.restore(run.initial_state, best=checkpoint == 'best')
   finally:
     ckpts.close()
   return state
@@ -286,7 +288,7 @@ def _restore_for_inference(run: Run, workdir: str, checkpoint: str) -> TrainStat
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpoint: str
                         ) -> dict[str, float]:
   run = build_run(config)
-  state = _restore_for_inference(run, workdir, checkpoint)
+  state = restore_for_inference(run, workdir, checkpoint)
   metrics = evaluate_split(run, state.params, data_lib.make_loader(
       config, config.data.val_split, train=False))
   print(json.dumps(metrics, indent=2))
@@ -297,7 +299,7 @@ def predict_split(config: ml_collections.ConfigDict, workdir: str, checkpoint: s
                   ) -> pathlib.Path:
   """Writes `<workdir>/<dataset>_<split>_submission.jsonl` in the benchmark's format."""
   run = build_run(config)
-  state = _restore_for_inference(run, workdir, checkpoint)
+  state = restore_for_inference(run, workdir, checkpoint)
   loader = data_lib.make_loader(config, config.data.val_split, train=False)
   rows = predict_rows(run, state.params, loader)
   path = pathlib.Path(workdir) / f'{config.data.dataset}_{config.data.val_split}_submission.jsonl'

@@ -1,0 +1,36 @@
+"""Frozen CLIP for jaxvg: `load`, `init_random`, `tokenize`, `preprocess`.
+
+    model, params = jaxvg.clip.load('ViT-B-32.pt')          # OpenAI .pt or HF safetensors
+    layers = jaxvg.modules.clip.encode_video_layers(model, params, frames, num_layers=4)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax.numpy as jnp
+
+from jaxvg.clip.preprocess import preprocess
+from jaxvg.clip.tokenizer import tokenize
+from jaxvg.modules.clip import CLIP, CLIP_ARCHS, CLIPArch, get_arch, init_params
+
+__all__ = ['load', 'init_random', 'tokenize', 'preprocess', 'CLIP', 'CLIP_ARCHS', 'CLIPArch']
+
+
+def load(path: str | os.PathLike, arch: str | CLIPArch | None = None,
+         dtype: Any = jnp.float32) -> tuple[CLIP, Any]:
+  """Weight file -> (module, params). The arch is inferred from the shapes unless given.
+
+  `dtype` is the compute dtype (params stay float32). Raises naming the missing or mis-shaped
+  key of a wrong or truncated file.
+  """
+  from jaxvg.convert.clip import load_clip_params
+  arch, params = load_clip_params(path, arch)
+  return CLIP(arch, dtype), params
+
+
+def init_random(arch: str | CLIPArch, seed: int = 0, dtype: Any = jnp.float32
+                ) -> tuple[CLIP, Any]:
+  """(module, deterministic random params) for benchmarks and tests without weights."""
+  model = CLIP(get_arch(arch), dtype)
+  return model, init_params(model, seed)
