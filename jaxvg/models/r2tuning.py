@@ -1,0 +1,239 @@
+"""R²-Tuning (Liu et al., ECCV 2024) on cached multi-layer CLIP features.
+
+One weight-shared R² block refines the last K CLIP layers deepest first (an `nn.scan` over
+layers), then a temporal pyramid and shared conv heads predict per-point moment scores and
+boundaries. Follows the official code (r2tuning.md §2); `official_padding` switches between the
+official padded-length behaviour and a padding-invariant one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import linen as nn
+
+from jaxvg.modules.heads import ConvHead
+from jaxvg.modules.layers import cosine_similarity, dense, layer_norm
+from jaxvg.modules.pooling import AdaPooling
+from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
+from jaxvg.modules.pyramid import ConvPyramid
+from jaxvg.modules.transformer import DecoderLayer
+
+
+def regress_ranges_for(strides: Sequence[int]) -> list[tuple[float, float]]:
+  """Official PointGenerator ranges: (0, s1), (s1, s2), ..., (s_last, inf)."""
+  bounds = [0.0] + [float(s) for s in strides[1:]] + [math.inf]
+  return list(zip(bounds[:-1], bounds[1:]))
+
+
+def make_points(num_clips: int, strides: Sequence[int],
+                regress_ranges: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+  """Static pyramid points (N, 4) = [position, range_lo, range_hi, stride] in clip units.
+
+  Level s holds ⌊T/s⌋ points at left edges 0, s, 2s, ...; levels with T < s are skipped,
+  matching `ConvPyramid`.
+  """
+  ranges = regress_ranges_for(strides) if regress_ranges is None else regress_ranges
+  points = []
+  for s, (lo, hi) in zip(strides, ranges):
+    if num_clips < s:
+      continue
+    pos = np.arange(num_clips // s, dtype=np.float32) * s
+    points.append(np.stack([pos, np.full_like(pos, lo), np.full_like(pos, hi),
+                            np.full_like(pos, s)], axis=1))
+  return np.concatenate(points).astype(np.float32)
+
+
+def level_masks(video_mask: jax.Array, strides: Sequence[int],
+                official_padding: bool) -> list[jax.Array]:
+  """Validity of each pyramid point, (B, ⌊T/s⌋) per level.
+
+  Official: max_pool(video_mask, s, s), i.e. any clip of the window is valid. Padding-invariant:
+  the whole window is valid, i ≤ ⌊n/s⌋ − 1, exactly the points the unpadded sample has.
+  """
+  t = video_mask.shape[1]
+  masks = []
+  for s in strides:
+    if t < s:
+      continue
+    windows = video_mask[:, :t // s * s].reshape(video_mask.shape[0], t // s, s)
+    masks.append(windows.any(-1) if official_padding else windows.all(-1))
+  return masks
+
+
+class InputMap(nn.Module):
+  """LN → Dropout → Linear(→C) → ReLU → LN → Dropout → Linear(C→C) (official video/query_map)."""
+  dims: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+    x = dense(self.dims, x.shape[-1], name='fc0')(drop(layer_norm('norm0')(x)))
+    x = drop(layer_norm('norm1')(nn.relu(x)))
+    return dense(self.dims, self.dims, name='fc1')(x)
+
+
+class R2Step(nn.Module):
+  """One step of the R² recurrence (one CLIP layer); its weights are shared by all steps.
+
+  Query-modulated spatial pooling (single head, un-projected values, query residual, max over
+  query tokens, gated by tanh(scale_k)), gated fusion with the previous state (sigmoid(gate_k)),
+  then the temporal decoder layer.
+  """
+  dims: int
+  num_heads: int
+  ffn_ratio: int
+  dropout: float
+  droppath: float
+  official_padding: bool
+  train: bool
+
+  @nn.compact
+  def __call__(self, h: jax.Array, xs: tuple[jax.Array, ...],
+               consts: tuple[jax.Array, ...]) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """h (B, T, C); xs = (video (B,T,P,Dv'), query (B,L,Dq), scale (), gate (), use_gate ());
+    consts = (video_mask (B,T), query_mask (B,L), pe (B,T,C)).
+    Returns the new h and (CLS after video_map (B,T,C), mapped query (B,L,C)).
+    """
+    video, query, scale, gate, use_gate = xs
+    video_mask, query_mask, pe = consts
+    v = InputMap(self.dims, self.dropout, name='video_map')(video, self.train)
+    q = InputMap(self.dims, self.dropout, name='query_map')(query, self.train)
+    cls = v[:, :, 0]
+
+    v_key = dense(self.dims, self.dims, name='v_map')(v)
+    q_key = dense(self.dims, self.dims, name='q_map')(q)
+    att = jax.nn.softmax(jnp.einsum('blc,btpc->btlp', q_key, v_key) / self.dims**0.5, axis=-1)
+    pooled = jnp.einsum('btlp,btpc->btlc', att, v) + q[:, None]
+    if self.official_padding:
+      pooled = pooled.max(axis=2)
+    else:
+      pooled = jnp.where(query_mask[:, None, :, None], pooled, -jnp.inf).max(axis=2)
+      pooled = jnp.where(query_mask.any(-1)[:, None, None], pooled, 0.0)
+    e = cls + jnp.tanh(scale) * pooled
+
+    g = jax.nn.sigmoid(gate)
+    e = jnp.where(use_gate, g * e + (1 - g) * h, e)
+    h = DecoderLayer(self.dims, self.num_heads, self.ffn_ratio, self.droppath,
+                     name='tem')(e, q, pe, video_mask, query_mask, self.train)
+    return h, (cls, q)
+
+
+class R2Block(nn.Module):
+  """The R² recurrence over the last K layers, deepest first, as an `nn.scan` with shared weights.
+
+  Per-layer scalars `scale` (K,) and `gate` (K−1,) are indexed by the official layer index i
+  (K−1 … 0), so they line up with official checkpoints.
+  """
+  config: Any
+
+  @nn.compact
+  def __call__(self, video: jax.Array, query: jax.Array, video_mask: jax.Array,
+               query_mask: jax.Array, train: bool):
+    """video (B,T,K,P,Dv), query (B,L,K,Dq) -> h (B,T,C), coll_v (K,B,T,C), coll_q (K,B,L,C)."""
+    cfg = self.config
+    k, dims = cfg.num_layers, cfg.dims
+    b, t = video.shape[:2]
+    video, query = video[:, :, -k:], query[:, :, -k:]
+    lengths = (jnp.full((b,), t, jnp.int32) if cfg.official_padding
+               else video_mask.sum(-1).astype(jnp.int32))
+    if cfg.use_tef:
+      tef = temporal_endpoint_feature(lengths, t).astype(video.dtype)
+      tef = jnp.broadcast_to(tef[:, :, None, None], (b, t, k, video.shape[3], 2))
+      video = jnp.concatenate([video, tef], axis=-1)
+    pe = sinusoidal_positions(lengths, t, dims)
+
+    scale = self.param('scale', nn.initializers.zeros, (k,))
+    gate = self.param('gate', nn.initializers.zeros, (k - 1,))
+    # Step j processes official layer i = K−1−j; step 0 has no previous state to gate with.
+    xs = (jnp.moveaxis(video, 2, 0)[::-1].astype(jnp.float32),
+          jnp.moveaxis(query, 2, 0)[::-1].astype(jnp.float32),
+          scale[::-1],
+          jnp.concatenate([jnp.zeros((1,)), gate[::-1]]),
+          jnp.arange(k) > 0)
+    step = nn.scan(R2Step, variable_broadcast='params',
+                   split_rngs={'params': False, 'dropout': True, 'droppath': True},
+                   in_axes=(0, nn.broadcast), length=k)
+    h0 = jnp.zeros((b, t, dims), jnp.float32)
+    h, (coll_v, coll_q) = step(dims, cfg.num_heads, cfg.ffn_ratio, cfg.dropout, cfg.droppath,
+                               cfg.official_padding, train, name='step')(
+                                   h0, xs, (video_mask, query_mask, pe))
+    return h, coll_v, coll_q
+
+
+def merge_saliency(level_scores: Sequence[jax.Array], strides: Sequence[int],
+                   lengths: jax.Array, num_clips: int) -> jax.Array:
+  """Official inference saliency: per level, σ-scores repeated ⌊n/N_s⌋ times and right-padded
+  with the last value up to n clips, then the max over levels. (B, T), zero beyond n.
+
+  level_scores: (B, ⌊T/s⌋) per present level; lengths (B,) the length n used per sample.
+  """
+  t = jnp.arange(num_clips)[None, :]
+  merged = jnp.full((lengths.shape[0], num_clips), -jnp.inf)
+  present = [s for s in strides if num_clips >= s]
+  for s, score in zip(present, level_scores):
+    count = lengths // s                                    # N_s the sample would have, (B,)
+    rep = lengths // jnp.maximum(count, 1)
+    idx = jnp.minimum(t // rep[:, None], jnp.maximum(count, 1)[:, None] - 1)
+    level = jnp.take_along_axis(score, jnp.minimum(idx, score.shape[1] - 1), axis=1)
+    merged = jnp.maximum(merged, jnp.where((count > 0)[:, None], level, -jnp.inf))
+  valid = (t < lengths[:, None]) & jnp.isfinite(merged)
+  return jnp.where(valid, merged, 0.0)
+
+
+class R2Tuning(nn.Module):
+  """The full model: `apply({'params': p}, batch, train, rngs=...)` -> outputs dict.
+
+  Outputs: h (B,T,C); query_emb (B,C); coll_v (K,B,T,C) and coll_q (K,B,L,C) in the order
+  [deepest..shallowest]; coll_q_emb (K,B,C) AdaPooled; cls_logits (B,N); reg (B,N,2) (with the
+  coord head); point_mask (B,N); saliency (B,T); video_mask (B,T).
+  """
+  config: ml_collections.ConfigDict
+
+  @nn.compact
+  def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> dict[str, jax.Array]:
+    cfg = self.config
+    video_mask = batch['video_mask'].astype(bool)
+    query_mask = batch['query_mask'].astype(bool)
+    b, t = video_mask.shape
+    h, coll_v, coll_q = R2Block(cfg, name='adapter')(
+        batch['video'], batch['query'], video_mask, query_mask, train)
+    if not cfg.official_padding:
+      h = jnp.where(video_mask[..., None], h, 0.0)
+
+    strides = tuple(cfg.strides)
+    levels = ConvPyramid(cfg.dims, strides, name='pyramid')(h)
+    masks = level_masks(video_mask, strides, cfg.official_padding)
+    head_masks = [None] * len(masks) if cfg.official_padding else masks
+    class_head = ConvHead(cfg.dims, 1, name='class_head')
+    cls_logits = jnp.concatenate(
+        [class_head(x, m)[..., 0] for x, m in zip(levels, head_masks)], axis=1)
+
+    pooling = AdaPooling(cfg.dims, name='pooling')
+    query_emb = pooling(coll_q[-1], query_mask)
+    outputs = dict(
+        h=h, query_emb=query_emb, coll_v=coll_v, coll_q=coll_q,
+        coll_q_emb=pooling(coll_q, jnp.broadcast_to(query_mask, coll_q.shape[:-1])),
+        cls_logits=cls_logits, point_mask=jnp.concatenate(masks, axis=1), video_mask=video_mask)
+
+    # Official R2Tuning always holds `coef` (one per stride), even without the coord head.
+    coef = self.param('coef', nn.initializers.ones, (len(strides),))
+    if cfg.use_coord_head:
+      coord_head = ConvHead(cfg.dims, 2, name='coord_head')
+      outputs['reg'] = jnp.concatenate(
+          [jnp.exp(coord_head(x, m)) * coef[i]
+           for i, (x, m) in enumerate(zip(levels, head_masks))], axis=1)
+
+    lengths = jnp.full((b,), t) if cfg.official_padding else video_mask.sum(-1)
+    scores = jnp.split(jax.nn.sigmoid(cls_logits), np.cumsum([x.shape[1] for x in levels])[:-1],
+                       axis=1)
+    saliency = merge_saliency(scores, strides, lengths, t)
+    if cfg.merge_cls_sal:
+      saliency = saliency * cosine_similarity(h, query_emb[:, None])
+    outputs['saliency'] = saliency
+    return outputs

@@ -1,0 +1,35 @@
+"""Temporal feature pyramid (official ConvPyramid): every level is built independently from x."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+from flax import linen as nn
+
+from jaxvg.modules.layers import conv1d, layer_norm
+
+
+class ConvPyramid(nn.Module):
+  """Level of stride s = 2^p: ReLU(x) if p == 0, else p × [Conv1d(k2, s2, VALID) → LN → ReLU].
+
+  Levels with T < s are skipped (as officially); level s has ⌊T/s⌋ points.
+  """
+  dims: int
+  strides: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> list[jax.Array]:
+    """x (B, T, C) -> list of (B, ⌊T/s⌋, C) for the strides s ≤ T."""
+    levels = []
+    for i, s in enumerate(self.strides):
+      if x.shape[1] < s:
+        continue
+      y = x
+      if s == 1:
+        y = nn.relu(y)
+      for j in range(int(math.log2(s))):
+        y = conv1d(self.dims, self.dims, 2, stride=2, name=f'level{i}_conv{j}')(y)
+        y = nn.relu(layer_norm(f'level{i}_norm{j}')(y))
+      levels.append(y)
+    return levels
