@@ -107,17 +107,10 @@ def _check_saliency(row: dict, where: str) -> None:
         f'finite numbers, got {scores!r:.80}')
 
 
-def validate_submission(submission: Sequence[dict], ground_truth: Sequence[dict], *,
-                        needs_windows: bool, needs_saliency: bool,
-                        submission_where: Locator, gt_where: Locator) -> dict[Any, int]:
-  """Checks a submission against its ground truth; returns the submission's qid -> row index.
-
-  The qid sets must be equal (the official `match_number=True`). A field is checked on every row
-  when the dataset needs it, or when the first row carries it (the official scripts decide from
-  `submission[0]` which tasks to score).
-  """
-  if not submission:
-    raise EvaluationInputError(f'{submission_where.source}: the submission is empty')
+def match_qids(submission: Sequence[dict], ground_truth: Sequence[dict],
+               submission_where: Locator, gt_where: Locator
+               ) -> tuple[dict[Any, int], dict[Any, int]]:
+  """qid -> row index of both sides; raises naming the first qid that only one side has."""
   sub_index = index_by_qid(submission, submission_where)
   gt_index = index_by_qid(ground_truth, gt_where)
   for qid, i in sub_index.items():
@@ -129,6 +122,21 @@ def validate_submission(submission: Sequence[dict], ground_truth: Sequence[dict]
       raise EvaluationInputError(
           f'{submission_where.source}: qid {qid!r} (ground truth at {gt_where(i)}) is missing '
           f'from the submission')
+  return sub_index, gt_index
+
+
+def validate_submission(submission: Sequence[dict], ground_truth: Sequence[dict], *,
+                        needs_windows: bool, needs_saliency: bool,
+                        submission_where: Locator, gt_where: Locator) -> dict[Any, int]:
+  """Checks a submission against its ground truth; returns the submission's qid -> row index.
+
+  The qid sets must be equal (the official `match_number=True`). A field is checked on every row
+  when the dataset needs it, or when the first row carries it (the official scripts decide from
+  `submission[0]` which tasks to score).
+  """
+  if not submission:
+    raise EvaluationInputError(f'{submission_where.source}: the submission is empty')
+  sub_index, _ = match_qids(submission, ground_truth, submission_where, gt_where)
   check_windows = needs_windows or 'pred_relevant_windows' in submission[0]
   check_saliency = needs_saliency or 'pred_saliency_scores' in submission[0]
   for field, wanted, check in (('pred_relevant_windows', check_windows, _check_windows),

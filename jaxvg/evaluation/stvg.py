@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jaxvg.evaluation.io import EvaluationInputError, Locator, index_by_qid
+from jaxvg.evaluation.io import EvaluationInputError, Locator, match_qids
 
 CONVENTIONS = ('hcstvg', 'vidstg')
 VIOU_THRESHOLDS = (0.3, 0.5)
@@ -106,17 +106,8 @@ def evaluate_tubes(submission: Sequence[dict], ground_truth: Sequence[dict], con
   """Rows {qid, span, frame_ids, boxes} for predictions and GT -> {'brief': {...}}."""
   submission_where = submission_where or Locator('submission')
   gt_where = gt_where or Locator('ground truth')
-  sub_index = index_by_qid(submission, submission_where)
-  gt_index = index_by_qid(ground_truth, gt_where)
-  for qid, i in sub_index.items():
-    if qid not in gt_index:
-      raise EvaluationInputError(
-          f'{submission_where(i)}: qid {qid!r} is not in the ground truth {gt_where.source}')
+  sub_index, _ = match_qids(submission, ground_truth, submission_where, gt_where)
   for i, row in enumerate(ground_truth):
-    if row.get('qid') not in sub_index:
-      raise EvaluationInputError(
-          f'{submission_where.source}: qid {row.get("qid")!r} (ground truth at {gt_where(i)}) '
-          f'is missing from the submission')
     _check_tube(row, gt_where(i))
   rows = [submission[sub_index[row['qid']]] for row in ground_truth]
   for row in rows:
