@@ -48,6 +48,7 @@ class Run:
   encoder: step_lib.Encoder | None
   initial_state: TrainState         # freshly initialised, laid out on the mesh
   state_shardings: Any
+  eval_step: Any                    # jitted (params, batch, frozen) -> outputs, built once
 
 
 def _init_params(run_task: registry.Task, model, config, rng) -> Any:
@@ -72,7 +73,9 @@ def build_run(config: ml_collections.ConfigDict, steps_per_epoch: int = 1,
   abstract = jax.eval_shape(init_state)
   shardings = mesh_lib.param_shardings(mesh, abstract)
   state = jax.jit(init_state, out_shardings=shardings)()
-  return Run(config, task, mesh, model, frozen, encoder, state, shardings)
+  eval_step = step_lib.jit_eval_step(step_lib.make_eval_step(model, config, encoder), mesh,
+                                     shardings.params, frozen_lib.shardings(frozen, mesh))
+  return Run(config, task, mesh, model, frozen, encoder, state, shardings, eval_step)
 
 
 def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
@@ -253,12 +256,9 @@ def _gather_rows(rows: list[dict]) -> list[dict]:
 
 def predict_rows(run: Run, params: Any, loader) -> list[dict]:
   """Submission rows for every real sample of `loader`, in loader order."""
-  eval_step = step_lib.jit_eval_step(
-      step_lib.make_eval_step(run.model, run.config, run.encoder), run.mesh,
-      run.state_shardings.params, frozen_lib.shardings(run.frozen, run.mesh))
   rows = []
   for batch, metadata in loader:
-    outputs = eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen)
+    outputs = run.eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen)
     metadata = {**metadata, 'sample_mask': batch['sample_mask']}
     rows.extend(run.task.postprocess(_local_outputs(run, outputs), metadata, run.config))
   return _gather_rows(rows)
