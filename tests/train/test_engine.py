@@ -40,7 +40,8 @@ def tiny_config(synthetic_root: str, **overrides):
 
 def main_command(workdir, synthetic_root, *flags):
   return [sys.executable, '-m', 'jaxvg.main', f'--config={CONFIG}', f'--workdir={workdir}',
-          f'--config.data.synthetic_root={synthetic_root}', '--config.train.epochs=3', *flags]
+          f'--config.data.synthetic_root={synthetic_root}', '--config.train.epochs=3',
+          '--config.train.checkpoint_every=1', *flags]
 
 
 def checkpoint_digest(config, workdir) -> tuple[int, str]:
@@ -79,33 +80,34 @@ def _start_and_wait_for_checkpoint(workdir, synthetic_root):
   return proc
 
 
-def test_resume_after_sigkill_is_bitwise_identical(tmp_path, synthetic_root, uninterrupted):
-  proc = _start_and_wait_for_checkpoint(tmp_path, synthetic_root)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL
-  killed_at = finished_steps(tmp_path)[-1]
-  assert killed_at < uninterrupted[0], 'the run finished before it could be killed'
-  resumed = subprocess.run(main_command(tmp_path, synthetic_root), cwd=ROOT, text=True,
-                           capture_output=True, timeout=900)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'resumed from step {killed_at}' in resumed.stdout
-  config = tiny_config(synthetic_root, **{'train.epochs': 3})
-  assert checkpoint_digest(config, tmp_path) == uninterrupted
-
-
-def test_sigterm_saves_exits_cleanly_and_resumes_identically(tmp_path, synthetic_root,
-                                                             uninterrupted):
+def test_sigterm_then_sigkill_then_resume_is_bitwise_identical(tmp_path, synthetic_root,
+                                                                uninterrupted):
+  """Preempted (SIGTERM: save and clean exit), resumed, killed outright (SIGKILL), resumed again:
+  the final parameters equal the uninterrupted run's bit for bit."""
   proc = _start_and_wait_for_checkpoint(tmp_path, synthetic_root)
   proc.send_signal(signal.SIGTERM)
   output, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, output[-3000:]
-  assert 'SIGTERM: saved step' in output
   saved = int(output.split('SIGTERM: saved step ')[1].split(';')[0])
-  assert finished_steps(tmp_path)[-1] == saved
+  assert finished_steps(tmp_path)[-1] == saved < uninterrupted[0]
+
+  proc = subprocess.Popen(main_command(tmp_path, synthetic_root), cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 600
+  while finished_steps(tmp_path)[-1] == saved:
+    assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-3000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  output, _ = proc.communicate()
+  assert proc.returncode == -signal.SIGKILL
+  assert f'resumed from step {saved}' in output
+  killed_at = finished_steps(tmp_path)[-1]
+  assert saved < killed_at < uninterrupted[0], 'the run finished before it could be killed'
+
   resumed = subprocess.run(main_command(tmp_path, synthetic_root), cwd=ROOT, text=True,
                            capture_output=True, timeout=900)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f'resumed from step {killed_at}' in resumed.stdout
   config = tiny_config(synthetic_root, **{'train.epochs': 3})
   assert checkpoint_digest(config, tmp_path) == uninterrupted
 
