@@ -10,7 +10,7 @@ Modes:
 """
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (get_config()).',
@@ -30,6 +30,7 @@ _QUERY = flags.DEFINE_multi_string('query', None, 'predict: query text (repeatab
 def main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines off the console
   if _MULTIHOST.value:
     import jax
     jax.distributed.initialize()
