@@ -21,7 +21,7 @@ from jaxvg.data import frames as frames_lib
 from jaxvg.data import pipeline
 
 BATCH, CLIPS, TOKENS, NUM_VIDEOS = 8, 75, 20, 8
-STEP_RATE = 0.4  # R²-Tuning training steps/s on this CPU (batch 8, QVH shapes).
+STEP_RATE = 0.27  # R²-Tuning train steps/s at batch 8 x 75 clips, measured by jaxvg.bench.r2tuning (docs/performance.md).
 
 
 def _write_split(root: str) -> None:

@@ -16,8 +16,9 @@ import ml_collections
 import numpy as np
 from flax import linen as nn
 
+from jaxvg.modules import init
 from jaxvg.modules.heads import ConvHead
-from jaxvg.modules.layers import cosine_similarity, dense, layer_norm
+from jaxvg.modules.layers import Dropout, cosine_similarity, dense, layer_norm
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.pyramid import ConvPyramid
@@ -72,10 +73,29 @@ class InputMap(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    drop = nn.Dropout(self.dropout, deterministic=not train)
+    drop = lambda y: Dropout(self.dropout)(y, not train)  # noqa: E731
     x = dense(self.dims, x.shape[-1], name='fc0')(drop(layer_norm('norm0')(x)))
     x = drop(layer_norm('norm1')(nn.relu(x)))
     return dense(self.dims, self.dims, name='fc1')(x)
+
+
+class KeyMap(nn.Module):
+  """Logits q·v_map(v) of every query token against every visual token (official v_map).
+
+  Computed as (q·W^T)·v + q·b: the same numbers re-associated, but W multiplies the L query
+  tokens instead of all B·T·P visual tokens (a 256×256 matmul over 30k rows per layer at QVH
+  shapes, ~17% of the train step's FLOPs). Parameters are v_map's own ('kernel' (C, C), 'bias').
+  """
+  dims: int
+
+  @nn.compact
+  def __call__(self, q: jax.Array, v: jax.Array) -> jax.Array:
+    """q (B, L, C), v (B, T, P, C) -> logits (B, T, L, P)."""
+    kernel = self.param('kernel', init.torch_kernel_init, (self.dims, self.dims))
+    bias = self.param('bias', init.torch_bias_init(self.dims), (self.dims,))
+    q_in_v = jnp.einsum('blc,dc->bld', q, kernel.astype(q.dtype))
+    logits = jnp.einsum('bld,btpd->btlp', q_in_v, v)
+    return logits + (q @ bias.astype(q.dtype))[:, None, :, None]
 
 
 class R2Step(nn.Module):
@@ -106,9 +126,8 @@ class R2Step(nn.Module):
     q = InputMap(self.dims, self.dropout, name='query_map')(query, self.train)
     cls = v[:, :, 0]
 
-    v_key = dense(self.dims, self.dims, name='v_map')(v)
     q_key = dense(self.dims, self.dims, name='q_map')(q)
-    att = jax.nn.softmax(jnp.einsum('blc,btpc->btlp', q_key, v_key) / self.dims**0.5, axis=-1)
+    att = jax.nn.softmax(KeyMap(self.dims, name='v_map')(q_key, v) / self.dims**0.5, axis=-1)
     pooled = jnp.einsum('btlp,btpc->btlc', att, v) + q[:, None]
     if self.official_padding:
       pooled = pooled.max(axis=2)
@@ -128,7 +147,8 @@ class R2Block(nn.Module):
   """The R² recurrence over the last K layers, deepest first, as an `nn.scan` with shared weights.
 
   Per-layer scalars `scale` (K,) and `gate` (K−1,) are indexed by the official layer index i
-  (K−1 … 0), so they line up with official checkpoints.
+  (K−1 … 0), so they line up with official checkpoints. `config.scan_unroll` (default 1, rolled)
+  unrolls the scan; the same parameters and outputs, a different compile-time/run-time trade-off.
   """
   config: Any
 
@@ -158,7 +178,7 @@ class R2Block(nn.Module):
           jnp.arange(k) > 0)
     step = nn.scan(R2Step, variable_broadcast='params',
                    split_rngs={'params': False, 'dropout': True, 'droppath': True},
-                   in_axes=(0, nn.broadcast), length=k)
+                   in_axes=(0, nn.broadcast), length=k, unroll=cfg.scan_unroll)
     h0 = jnp.zeros((b, t, dims), jnp.float32)
     h, (coll_v, coll_q) = step(dims, cfg.num_heads, cfg.ffn_ratio, cfg.dropout, cfg.droppath,
                                cfg.official_padding, train, name='step')(

@@ -69,9 +69,10 @@ def make_train_step(task: Task, model: nn.Module, config: ml_collections.ConfigD
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
 
-    # A non-finite loss freezes the state at the last good values and records the step;
-    # the host stops the run at its next check, before any checkpoint is written.
-    ok = jnp.isfinite(loss) & (state.first_nonfinite_step < 0)
+    # A non-finite loss or gradient freezes the state at the last good values and records the
+    # step; the host stops the run at its next check, before any checkpoint is written.
+    grad_norm = optax.global_norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (state.first_nonfinite_step < 0)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     new_state = state.replace(
         step=state.step + 1,
@@ -79,7 +80,7 @@ def make_train_step(task: Task, model: nn.Module, config: ml_collections.ConfigD
         opt_state=keep(opt_state, state.opt_state),
         first_nonfinite_step=jnp.where(ok | (state.first_nonfinite_step >= 0),
                                        state.first_nonfinite_step, state.step))
-    metrics = {'loss': loss, **terms, 'grad_norm': optax.global_norm(grads),
+    metrics = {'loss': loss, **terms, 'grad_norm': grad_norm,
                'lr': schedule(state.step)}
     return new_state, metrics
 

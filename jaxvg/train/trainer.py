@@ -115,8 +115,8 @@ def _check_finite(state: TrainState) -> None:
   bad = int(jax.device_get(state.first_nonfinite_step))
   if bad >= 0:
     raise NonFiniteLossError(
-        f'non-finite loss at step {bad}: training stopped; the last good checkpoint is kept '
-        f'and nothing after step {bad} was saved')
+        f'non-finite loss at step {bad} (loss or gradient NaN/Inf): training stopped; the last '
+        f'good checkpoint is kept and nothing after step {bad} was saved')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

@@ -4,6 +4,7 @@ These run real `python -m jaxvg.main` processes, as a user would, and compare pa
 """
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, synth
                                           'train.checkpoint_every': 1, 'train.log_every': 100})
   with pytest.raises(trainer.NonFiniteLossError, match=r'non-finite loss at step (\d+)') as err:
     trainer.train_and_evaluate(config, str(tmp_path))
-  bad_step = int(str(err.value).split('at step ')[1].split(':')[0])
+  bad_step = int(re.search(r'at step (\d+)', str(err.value)).group(1))
   saved = finished_steps(tmp_path)
   assert saved and saved[-1] <= bad_step          # nothing after the bad step was written
   run = trainer.build_run(config)

@@ -1,0 +1,85 @@
+"""Runs the benchmark suites, prints one table and writes JSON.
+
+  python -m jaxvg.bench [--only r2tuning,clip,data,evaluation] [--json out.json] [--quick]
+
+The matmul ceiling is always measured first, in the same run, and the load average is recorded:
+the machine is shared, so only ratios measured together are comparable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+from typing import Any, Callable
+
+SUITES = ('r2tuning', 'clip', 'data', 'evaluation')
+
+
+def _default_shared() -> str:
+  default = pathlib.Path(__file__).resolve().parents[2].parent / 'shared'
+  return os.environ.get('JAXVG_SHARED', str(default))
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
+  rows = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      rows.update(_flatten(value, name + '.'))
+    else:
+      rows[name] = value
+  return rows
+
+
+def format_table(results: dict) -> str:
+  """One `name  value` line per leaf of the nested results."""
+  rows = _flatten(results)
+  width = max(map(len, rows))
+  fmt = lambda v: f'{v:12.4g}' if isinstance(v, (int, float)) else f'{v!s:>12}'  # noqa: E731
+  return '\n'.join(f'{name:{width}s} {fmt(value)}' for name, value in rows.items())
+
+
+def main(argv: list[str] | None = None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--only', default=','.join(SUITES),
+                      help=f'comma-separated subset of {",".join(SUITES)}')
+  parser.add_argument('--json', default='', help='write the results here')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--quick', action='store_true', help='r2tuning: the headline case only')
+  parser.add_argument('--shared', default=_default_shared(), help='shared/ (evaluation suite)')
+  args = parser.parse_args(argv)
+  only = [s for s in args.only.split(',') if s]
+  unknown = sorted(set(only) - set(SUITES))
+  if unknown:
+    parser.error(f'unknown suites {unknown}; choose from {SUITES}')
+
+  from jaxvg.bench import ceiling
+  results: dict[str, Any] = {'load_average_1min_start': os.getloadavg()[0],
+                             'ceiling': ceiling.run()}
+  gflops = results['ceiling']['matmul_gflops']
+  suites: dict[str, Callable[[], dict]] = {}
+  if 'r2tuning' in only:
+    from jaxvg.bench import r2tuning
+    suites['r2tuning'] = lambda: r2tuning.run(args.repeats, gflops, args.quick)
+  if 'clip' in only:
+    from jaxvg.bench import clip
+    suites['clip'] = clip.run
+  if 'data' in only:
+    from jaxvg.bench import data
+    suites['data'] = data.run
+  if 'evaluation' in only:
+    from jaxvg.bench import evaluation
+    suites['evaluation'] = lambda: evaluation.run(args.shared, args.repeats)
+  for name, suite in suites.items():
+    results[name] = suite()
+  results['load_average_1min_end'] = os.getloadavg()[0]
+  print(format_table(results))
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(results, f, indent=1)
+  return results
+
+
+if __name__ == '__main__':
+  main()

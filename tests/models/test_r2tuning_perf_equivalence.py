@@ -1,0 +1,104 @@
+"""The optimised R²-Tuning paths equal the straightforward ones: the re-associated v_map logits
+(values and gradients), the bit-packed dropout mask (distribution, scaling, fallback), and the
+unrolled scan (outputs and gradients)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxvg import configs
+from jaxvg.losses.r2tuning import loss_fn
+from jaxvg.models.r2tuning import KeyMap, R2Tuning
+from jaxvg.modules.layers import Dropout, dropout_keep_mask
+
+
+def _straightforward_logits(params, q, v):
+  """The official order: project every visual token with v_map, then dot with the queries."""
+  v_key = v @ params['kernel'] + params['bias']
+  return jnp.einsum('blc,btpc->btlp', q, v_key)
+
+
+def test_key_map_equals_projecting_every_token():
+  rng = np.random.default_rng(0)
+  q = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
+  v = jnp.asarray(rng.normal(size=(2, 4, 5, 8)), jnp.float32)
+  params = KeyMap(8).init(jax.random.key(0), q, v)['params']
+  assert {k: x.shape for k, x in params.items()} == {'kernel': (8, 8), 'bias': (8,)}
+  fast = KeyMap(8).apply({'params': params}, q, v)
+  np.testing.assert_allclose(fast, _straightforward_logits(params, q, v), rtol=1e-5, atol=1e-5)
+
+  # Gradients of a softmax-then-weighted-sum objective, w.r.t. parameters and both inputs.
+  w = jnp.asarray(rng.normal(size=(2, 4, 3, 5)), jnp.float32)
+
+  def objective(logits_fn):
+    return lambda p, q, v: (jax.nn.softmax(logits_fn(p, q, v), -1) * w).sum()
+
+  fast_fn = lambda p, q, v: KeyMap(8).apply({'params': p}, q, v)  # noqa: E731
+  grads = jax.grad(objective(fast_fn), argnums=(0, 1, 2))(params, q, v)
+  ref = jax.grad(objective(_straightforward_logits), argnums=(0, 1, 2))(params, q, v)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('rate', [0.5, 0.25, 0.125])
+def test_dyadic_dropout_mask_is_bernoulli(rate):
+  n = 1 << 20
+  keep = np.asarray(dropout_keep_mask(jax.random.key(3), rate, (n,)))
+  # Keep frequency within 5 sigma of 1 - rate; neighbours (which share a random word) uncorrelated.
+  sigma = np.sqrt(rate * (1 - rate) / n)
+  assert abs(keep.mean() - (1 - rate)) < 5 * sigma
+  both = (keep[:-1] & keep[1:]).mean()
+  assert abs(both - (1 - rate)**2) < 5 * np.sqrt((1 - rate)**2 / n)
+  # Different keys give different masks; a shape not a multiple of the word size works.
+  other = np.asarray(dropout_keep_mask(jax.random.key(4), rate, (n,)))
+  assert (keep != other).mean() > 0.1
+  assert dropout_keep_mask(jax.random.key(3), rate, (3, 7, 5)).shape == (3, 7, 5)
+
+
+def test_non_dyadic_rate_falls_back_to_bernoulli():
+  key = jax.random.key(5)
+  np.testing.assert_array_equal(dropout_keep_mask(key, 0.3, (64, 9)),
+                                jax.random.bernoulli(key, 0.7, (64, 9)))
+
+
+def test_dropout_scales_kept_values_and_is_identity_when_deterministic():
+  x = jnp.arange(1.0, 1001.0).reshape(10, 100)
+  y = Dropout(0.5).apply({}, x, False, rngs={'dropout': jax.random.key(0)})
+  kept = np.asarray(y) != 0
+  np.testing.assert_allclose(np.asarray(y)[kept], np.asarray(x)[kept] * 2.0)
+  assert 0.3 < kept.mean() < 0.7
+  np.testing.assert_array_equal(Dropout(0.5).apply({}, x, True), x)
+
+
+def test_unrolled_scan_equals_rolled_outputs_and_gradients():
+  c = configs.r2tuning_base()
+  c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4,
+                      dropout=0.5))
+  rng = np.random.default_rng(1)
+  b, t, l, m = 2, 8, 4, c.model
+  batch = dict(
+      video=jnp.asarray(rng.normal(size=(b, t, m.num_layers, m.num_tokens, m.video_dims)),
+                        jnp.float32),
+      video_mask=jnp.asarray(np.arange(t)[None] < np.array([[8], [5]])),
+      query=jnp.asarray(rng.normal(size=(b, l, m.num_layers, m.query_dims)), jnp.float32),
+      query_mask=jnp.asarray(np.arange(l)[None] < np.array([[4], [2]])),
+      windows=jnp.asarray([[[1.0, 4.0], [5.0, 7.0]], [[0.0, 2.0], [2.0, 4.0]]]),
+      window_mask=jnp.ones((b, 2), bool),
+      saliency=jnp.asarray(rng.uniform(size=(b, t)), jnp.float32),
+      pos_clip=jnp.asarray([2, 1], jnp.int32), sample_mask=jnp.ones((b,), bool))
+  params = R2Tuning(c.model).init(jax.random.key(0), batch)['params']
+  rngs = {'dropout': jax.random.key(1), 'droppath': jax.random.key(2)}
+
+  def loss_and_grads(unroll):
+    cfg = c.copy_and_resolve_references()
+    cfg.model.scan_unroll = unroll
+
+    def loss(p):
+      out = R2Tuning(cfg.model).apply({'params': p}, batch, train=True, rngs=rngs)
+      return loss_fn(out, batch, cfg)[0]
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+  (loss_rolled, g_rolled), (loss_unrolled, g_unrolled) = loss_and_grads(1), loss_and_grads(4)
+  np.testing.assert_allclose(loss_unrolled, loss_rolled, rtol=1e-5)
+  for g, r in zip(jax.tree.leaves(g_unrolled), jax.tree.leaves(g_rolled)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
