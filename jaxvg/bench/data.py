@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
-import types
 
 import numpy as np
 
@@ -67,13 +65,6 @@ def _dir_mb(path: str) -> float:
 
 def run(num_batches: int = 6) -> dict:
   """Measures batches/s; returns a flat dict of numbers."""
-  if 'jaxvg.clip' not in sys.modules:
-    try:
-      import jaxvg.clip  # noqa: F401
-    except ImportError:  # The tokenizer is not what is measured here.
-      stub = types.ModuleType('jaxvg.clip')
-      stub.tokenize = lambda texts: np.ones((len(texts), 77), np.int32)
-      sys.modules['jaxvg.clip'] = stub
   with tempfile.TemporaryDirectory() as root:
     _write_split(root)
     c = configs.r2tuning_base()

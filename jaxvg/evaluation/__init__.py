@@ -6,7 +6,7 @@ selection, `PRIMARY_METRIC[dataset]` naming the selection key.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from jaxvg.evaluation import protocols
 from jaxvg.evaluation import stvg

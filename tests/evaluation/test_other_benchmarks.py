@@ -1,6 +1,5 @@
 """Charades/TACoS-style moment retrieval, YouTube Highlights, TVSum and STVG on hand-checked
 cases, and YouTube/TVSum on the real annotation files against the official loops."""
-import json
 
 import numpy as np
 import pytest

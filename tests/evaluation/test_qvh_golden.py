@@ -1,7 +1,6 @@
 """The QVHighlights evaluator equals the official Moment-DETR `standalone_eval` on its golden file."""
 import json
 
-import pytest
 
 from jaxvg import evaluate as evaluate_cli
 from jaxvg import evaluation

@@ -2,7 +2,6 @@
 
 These run real `python -m jaxvg.main` processes, as a user would, and compare parameter digests.
 """
-import os
 import pathlib
 import re
 import signal
@@ -23,7 +22,6 @@ CONFIG = str(ROOT / 'configs' / 'r2tuning' / 'synthetic.py') + ':tiny'
 
 
 def tiny_config(synthetic_root: str, **overrides):
-  from ml_collections import config_flags  # noqa: F401  (config files import lazily)
   import importlib.util
   spec = importlib.util.spec_from_file_location('synthetic_cfg', CONFIG.split(':')[0])
   module = importlib.util.module_from_spec(spec)
