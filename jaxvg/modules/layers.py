@@ -1,7 +1,9 @@
 """Dense, Conv1d and LayerNorm with PyTorch defaults (init, eps), the building blocks of ports."""
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -12,16 +14,70 @@ from jaxvg.modules import init
 LN_EPS = 1e-5  # torch.nn.LayerNorm default (Flax's is 1e-6).
 
 
-def layer_norm(name: str | None = None) -> nn.LayerNorm:
-  """LayerNorm with the PyTorch epsilon."""
-  return nn.LayerNorm(epsilon=LN_EPS, name=name)
+class LayerNorm(nn.Module):
+  """nn.LayerNorm with PyTorch's epsilon and two-pass variance; `x` may be a list of parts.
+
+  Parts are normalised as their concatenation along the last axis and returned as parts, with
+  the parameters of the concatenated norm ('scale', 'bias' (ΣD,)), but the concatenation is
+  never built: R²-Tuning's video input is 768 CLIP features + 2 TEF per token, and
+  concatenating copies every token of every layer (368 MB per train step at QVHighlights
+  shapes). Parts broadcast against each other (the TEF is per clip, the features per token).
+  Statistics are computed in fp32.
+  """
+  epsilon: float = LN_EPS
+
+  @nn.compact
+  def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array | list[jax.Array]:
+    parts = list(x) if isinstance(x, (list, tuple)) else [x]
+    dims = [p.shape[-1] for p in parts]
+    total = sum(dims)
+    scale = self.param('scale', nn.initializers.ones, (total,))
+    bias = self.param('bias', nn.initializers.zeros, (total,))
+    dtype = jnp.result_type(*parts, scale)
+    parts32 = [p.astype(jnp.promote_types(p.dtype, jnp.float32)) for p in parts]
+    mean = sum(p.sum(-1, keepdims=True) for p in parts32) / total
+    var = sum(jnp.square(p - mean).sum(-1, keepdims=True) for p in parts32) / total
+    inv = jax.lax.rsqrt(var + self.epsilon)
+    offsets = [0, *itertools.accumulate(dims)]
+    out = [((p - mean) * inv * scale[lo:hi] + bias[lo:hi]).astype(dtype)
+           for p, lo, hi in zip(parts32, offsets[:-1], offsets[1:])]
+    return out if isinstance(x, (list, tuple)) else out[0]
 
 
-def dense(features: int, fan_in: int, *, use_bias: bool = True,
-          name: str | None = None) -> nn.Dense:
-  """nn.Linear(fan_in, features) with PyTorch's default U(±1/sqrt(fan_in)) weight and bias."""
-  return nn.Dense(features, use_bias=use_bias, kernel_init=init.torch_kernel_init,
-                  bias_init=init.torch_bias_init(fan_in), name=name)
+class Linear(nn.Module):
+  """nn.Linear(fan_in, features): PyTorch's U(±1/sqrt(fan_in)) init, Flax's (in, out) kernel.
+
+  `x` may be a list of parts taken as their concatenation (Σ part_i · kernel_i), so a caller
+  never has to build the concatenated input. `dual` turns a functional on the output into one on
+  the input, key·f(x) = (key·Wᵀ)·x + key·b, which lets a product against every output row be
+  computed on the fewer `key` rows instead.
+  """
+  features: int
+  fan_in: int
+  use_bias: bool = True
+
+  def setup(self):
+    self.kernel = self.param('kernel', init.torch_kernel_init, (self.fan_in, self.features))
+    self.bias = (self.param('bias', init.torch_bias_init(self.fan_in), (self.features,))
+                 if self.use_bias else None)
+
+  def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+    parts = list(x) if isinstance(x, (list, tuple)) else [x]
+    dtype = jnp.result_type(*parts, self.kernel)
+    offsets = [0, *itertools.accumulate(p.shape[-1] for p in parts)]
+    if offsets[-1] != self.fan_in:
+      raise ValueError(f'Linear expects {self.fan_in} input features, got {offsets[-1]}')
+    out = sum(p.astype(dtype) @ self.kernel[lo:hi].astype(dtype)
+              for p, lo, hi in zip(parts, offsets[:-1], offsets[1:]))
+    return out if self.bias is None else out + self.bias.astype(dtype)
+
+  def dual(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """key (…, features) -> (key·Wᵀ (…, fan_in), key·b (…)), so key·f(x) = (key·Wᵀ)·x + key·b."""
+    dtype = jnp.result_type(key, self.kernel)
+    key = key.astype(dtype)
+    offset = (jnp.zeros(key.shape[:-1], dtype) if self.bias is None
+              else key @ self.bias.astype(dtype))
+    return key @ self.kernel.astype(dtype).T, offset
 
 
 def conv1d(features: int, in_features: int, kernel_size: int, *, stride: int = 1,

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxvg.modules.attention import MASK_VALUE
-from jaxvg.modules.layers import dense
+from jaxvg.modules.layers import Linear
 
 
 class AdaPooling(nn.Module):
@@ -16,7 +16,7 @@ class AdaPooling(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
     """x (..., L, C), mask (..., L) bool -> (..., C)."""
-    logits = dense(1, self.dims, use_bias=False, name='att')(x)[..., 0]
+    logits = Linear(1, self.dims, use_bias=False, name='att')(x)[..., 0]
     logits = logits + jnp.where(mask, 0.0, MASK_VALUE).astype(logits.dtype)
     a = jax.nn.softmax(logits, axis=-1)
     return jnp.einsum('...l,...lc->...c', a, x)

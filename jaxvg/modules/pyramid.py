@@ -7,7 +7,7 @@ from typing import Sequence
 import jax
 from flax import linen as nn
 
-from jaxvg.modules.layers import conv1d, layer_norm
+from jaxvg.modules.layers import LayerNorm, conv1d
 
 
 class ConvPyramid(nn.Module):
@@ -30,6 +30,6 @@ class ConvPyramid(nn.Module):
         y = nn.relu(y)
       for j in range(int(math.log2(s))):
         y = conv1d(self.dims, self.dims, 2, stride=2, name=f'level{i}_conv{j}')(y)
-        y = nn.relu(layer_norm(f'level{i}_norm{j}')(y))
+        y = nn.relu(LayerNorm(name=f'level{i}_norm{j}')(y))
       levels.append(y)
     return levels

@@ -7,7 +7,7 @@ from flax import linen as nn
 from jaxvg.modules import init
 from jaxvg.modules.attention import MultiHeadAttention
 from jaxvg.modules.droppath import DropPath
-from jaxvg.modules.layers import layer_norm
+from jaxvg.modules.layers import LayerNorm
 
 
 class FeedForward(nn.Module):
@@ -39,9 +39,9 @@ class DecoderLayer(nn.Module):
     """x (B, T, C), mem (B, L, C), pe (B, T, C), masks (B, T) / (B, L) bool -> (B, T, C)."""
     drop = DropPath(self.droppath)
     d = MultiHeadAttention(self.dims, self.heads, name='cross_att')(x + pe, mem, mem, mem_mask)
-    x = layer_norm('cross_att_norm')(x + drop(d, not train))
+    x = LayerNorm(name='cross_att_norm')(x + drop(d, not train))
     q = x + pe
     d = MultiHeadAttention(self.dims, self.heads, name='self_att')(q, q, x, x_mask)
-    x = layer_norm('self_att_norm')(x + drop(d, not train))
+    x = LayerNorm(name='self_att_norm')(x + drop(d, not train))
     d = FeedForward(self.dims, self.ffn_ratio, name='ffn')(x)
-    return layer_norm('ffn_norm')(x + drop(d, not train))
+    return LayerNorm(name='ffn_norm')(x + drop(d, not train))

@@ -127,21 +127,18 @@ def test_scan_equals_unrolled_recurrence(setup):
   # Unrolled: official layer index i = K-1 .. 0, same shared weights, explicit TEF and PE.
   lengths = batch['video_mask'].sum(-1)
   t = jnp.arange(T, dtype=jnp.float32)[None]
-  tef = jnp.stack([t / lengths[:, None], (t + 1) / lengths[:, None]], -1)
-  video = jnp.concatenate(
-      [batch['video'], jnp.broadcast_to(tef[:, :, None, None], (b, T, k, m.num_tokens, 2))], -1)
+  tef = jnp.stack([t / lengths[:, None], (t + 1) / lengths[:, None]], -1)[:, :, None]
   pos = jnp.arange(1, T + 1)[None] / (lengths[:, None] + 1e-6) * 2 * np.pi
   freq = 10000.0 ** (np.arange(m.dims) // 2 * 2 / m.dims)
   angle = pos[..., None] / freq
   pe = jnp.asarray(np.where(np.arange(m.dims) % 2 == 0, np.sin(angle), np.cos(angle)), jnp.float32)
   step = R2Step(m.dims, m.num_heads, m.ffn_ratio, m.dropout, m.droppath, False, False)
-  run = jax.jit(lambda h, xs: step.apply({'params': adapter['step']}, h, xs,
-                                         (batch['video_mask'], batch['query_mask'], pe)))
+  consts = (batch['video'], batch['query'], tef, batch['video_mask'], batch['query_mask'], pe)
+  run = jax.jit(lambda h, xs: step.apply({'params': adapter['step']}, h, xs, consts))
   h, coll_v = jnp.zeros((b, T, m.dims)), []
-  for j, i in enumerate(range(k - 1, -1, -1)):
+  for j, i in enumerate(range(k - 1, -1, -1)):  # step j reads layer i of the inputs
     gate = adapter['gate'][i] if i < k - 1 else jnp.float32(0.0)
-    h, (cls, _) = run(h, (video[:, :, i], batch['query'][:, :, i], adapter['scale'][i], gate,
-                          jnp.bool_(j > 0)))
+    h, (cls, _) = run(h, (j, adapter['scale'][i], gate, jnp.bool_(j > 0)))
     coll_v.append(cls)
   h = jnp.where(batch['video_mask'][..., None], h, 0.0)
   np.testing.assert_allclose(out['h'], h, atol=1e-5)

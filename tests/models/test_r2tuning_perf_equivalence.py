@@ -1,6 +1,7 @@
-"""The optimised R²-Tuning paths equal the straightforward ones: the re-associated v_map logits
-(values and gradients), the bit-packed dropout mask (distribution, scaling, fallback), and the
-unrolled scan (outputs and gradients)."""
+"""The optimised R²-Tuning paths equal the straightforward ones: the re-associated logits
+(`Linear.dual`, values and gradients), LayerNorm/Linear over parts instead of a concatenation,
+the bit-packed dropout mask (distribution, scaling, fallback), and the unrolled scan (outputs and
+gradients). The whole model's parity with the official computation is in test_torch_parity."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,34 +9,65 @@ import pytest
 
 from jaxvg import configs
 from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import KeyMap, R2Tuning
-from jaxvg.modules.layers import Dropout, dropout_keep_mask
+from jaxvg.models.r2tuning import R2Tuning
+from jaxvg.modules.layers import Dropout, LayerNorm, Linear, dropout_keep_mask
 
 
-def _straightforward_logits(params, q, v):
-  """The official order: project every visual token with v_map, then dot with the queries."""
-  v_key = v @ params['kernel'] + params['bias']
-  return jnp.einsum('blc,btpc->btlp', q, v_key)
-
-
-def test_key_map_equals_projecting_every_token():
+def test_linear_dual_equals_projecting_every_row():
+  """key·f(x) through `Linear.dual` (on the key rows) equals projecting every x row: values and
+  gradients w.r.t. the parameters and both inputs, with and without bias."""
   rng = np.random.default_rng(0)
-  q = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
-  v = jnp.asarray(rng.normal(size=(2, 4, 5, 8)), jnp.float32)
-  params = KeyMap(8).init(jax.random.key(0), q, v)['params']
-  assert {k: x.shape for k, x in params.items()} == {'kernel': (8, 8), 'bias': (8,)}
-  fast = KeyMap(8).apply({'params': params}, q, v)
-  np.testing.assert_allclose(fast, _straightforward_logits(params, q, v), rtol=1e-5, atol=1e-5)
-
-  # Gradients of a softmax-then-weighted-sum objective, w.r.t. parameters and both inputs.
+  key = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, 4, 5, 6)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(2, 4, 3, 5)), jnp.float32)
+  for use_bias in (True, False):
+    layer = Linear(8, 6, use_bias=use_bias)
+    params = layer.init(jax.random.key(0), x)['params']
 
-  def objective(logits_fn):
-    return lambda p, q, v: (jax.nn.softmax(logits_fn(p, q, v), -1) * w).sum()
+    def fast(p, key, x):
+      k, offset = layer.apply({'params': p}, key, method=Linear.dual)
+      return jnp.einsum('bld,btpd->btlp', k, x) + offset[:, None, :, None]
 
-  fast_fn = lambda p, q, v: KeyMap(8).apply({'params': p}, q, v)  # noqa: E731
-  grads = jax.grad(objective(fast_fn), argnums=(0, 1, 2))(params, q, v)
-  ref = jax.grad(objective(_straightforward_logits), argnums=(0, 1, 2))(params, q, v)
+    def straightforward(p, key, x):
+      return jnp.einsum('blc,btpc->btlp', key, layer.apply({'params': p}, x))
+
+    np.testing.assert_allclose(fast(params, key, x), straightforward(params, key, x),
+                               rtol=1e-5, atol=1e-5)
+    objective = lambda f: lambda *a: (jax.nn.softmax(f(*a), -1) * w).sum()  # noqa: E731
+    grads = jax.grad(objective(fast), argnums=(0, 1, 2))(params, key, x)
+    ref = jax.grad(objective(straightforward), argnums=(0, 1, 2))(params, key, x)
+    for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref)):
+      np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+
+
+def test_parts_equal_the_concatenation():
+  """LayerNorm and Linear over [x, tail] equal them over concat([x, tail]) (values, gradients),
+  with a per-clip tail broadcast against per-token features as the TEF is."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(2, 3, 4, 7)), jnp.float32)
+  tail = jnp.asarray(rng.uniform(size=(2, 3, 1, 2)), jnp.float32)
+  norm, linear = LayerNorm(), Linear(5, 9)
+  norm_params = norm.init(jax.random.key(0), [x, tail])['params']
+  norm_params = jax.tree.map(lambda p: p + jnp.asarray(rng.normal(size=p.shape), jnp.float32),
+                             norm_params)
+  linear_params = linear.init(jax.random.key(1), [x, tail])['params']
+  assert linear_params['kernel'].shape == (9, 5) and norm_params['scale'].shape == (9,)
+
+  def parts(pn, pl, x):
+    return linear.apply({'params': pl}, norm.apply({'params': pn}, [x, tail]))
+
+  def concat(pn, pl, x):
+    joined = jnp.concatenate([x, jnp.broadcast_to(tail, x.shape[:-1] + (2,))], -1)
+    mean = joined.mean(-1, keepdims=True)
+    var = ((joined - mean)**2).mean(-1, keepdims=True)
+    normed = (joined - mean) / jnp.sqrt(var + 1e-5) * pn['scale'] + pn['bias']
+    return normed @ pl['kernel'] + pl['bias']
+
+  np.testing.assert_allclose(parts(norm_params, linear_params, x),
+                             concat(norm_params, linear_params, x), rtol=1e-5, atol=1e-5)
+  objective = lambda f: lambda *a: jnp.sin(f(*a)).sum()  # noqa: E731
+  grads = jax.grad(objective(parts), argnums=(0, 1, 2))(norm_params, linear_params, x)
+  ref = jax.grad(objective(concat), argnums=(0, 1, 2))(norm_params, linear_params, x)
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref)):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
 
