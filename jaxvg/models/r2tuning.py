@@ -159,8 +159,9 @@ class R2Block(nn.Module):
   """The R² recurrence over the last K layers, deepest first, as an `nn.scan` with shared weights.
 
   Per-layer scalars `scale` (K,) and `gate` (K−1,) are indexed by the official layer index i
-  (K−1 … 0), so they line up with official checkpoints. `config.scan_unroll` (default 1, rolled)
-  unrolls the scan; the same parameters and outputs, a different compile-time/run-time trade-off.
+  (K−1 … 0), so they line up with official checkpoints. `config.scan_unroll` unrolls the scan by
+  that factor (0, the default: all K steps; 1: a rolled loop); the same parameters and outputs,
+  a different compile-time/run-time trade-off.
   """
   config: Any
 
@@ -188,7 +189,7 @@ class R2Block(nn.Module):
           jnp.arange(k) > 0)
     step = nn.scan(R2Step, variable_broadcast='params',
                    split_rngs={'params': False, 'dropout': True, 'droppath': True},
-                   in_axes=(0, nn.broadcast), length=k, unroll=cfg.scan_unroll)
+                   in_axes=(0, nn.broadcast), length=k, unroll=cfg.scan_unroll or k)
     h0 = jnp.zeros((b, t, dims), jnp.float32)
     h, (coll_v, coll_q) = step(dims, cfg.num_heads, cfg.ffn_ratio, cfg.dropout, cfg.droppath,
                                cfg.official_padding, train, name='step')(

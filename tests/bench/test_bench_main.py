@@ -28,4 +28,5 @@ def test_benchmark_batch_has_qvh_shapes_and_masks():
   assert batch['video_mask'].sum(1).tolist() == [75, 75]
   assert batch['query_mask'].sum(1).tolist() == [20, 20]
   assert np.all(batch['saliency'][:, 75:] == 0)
-  assert config.model.dropout == 0.5 and config.model.scan_unroll == 1
+  assert batch['video'].dtype == np.float16 and batch['query'].dtype == np.float16
+  assert config.model.dropout == 0.5 and config.model.scan_unroll == 0
