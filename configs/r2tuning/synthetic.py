@@ -44,4 +44,7 @@ def get_config(size: str = 'default'):
     config.train.checkpoint_every = 2
     config.optim.warmup_steps = 2
     config.optim.decay_epochs = ()
+    # At these sizes compilation dominates: the rolled loop compiles ~2× faster (25 s vs 45 s
+    # for the loss gradient on this CPU) and the unrolled one's run-time gain is negligible.
+    config.model.scan_unroll = 1
   return config
