@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxvg.data.pipeline import pick_bucket
+
 QUERY_BUCKETS = (1, 4, 16)   # queries per jitted call; more are grounded 16 at a time
 CALL_BUDGET = 2 ** 28        # video feature elements per call (queries x T x K x P x Dv): 1 GiB
 FRAME_CHUNK = 16             # frames per jitted CLIP call when encoding a video
@@ -59,10 +61,6 @@ class EncodedVideo:
   @property
   def num_clips(self) -> int:
     return int(self.features.shape[0])
-
-
-def _bucket(size: int, buckets: Sequence[int]) -> int:
-  return min(b for b in buckets if b >= size)
 
 
 def _time_buckets(config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -271,7 +269,7 @@ class Predictor:
     """(1, T, K, P, Dv) features and (1, T) mask padded to a T bucket, on the device; the last
     video's are kept, so many `predict` calls on one video copy it once."""
     if self._cached is None or self._cached[0] is not video:
-      t = _bucket(video.num_clips, self.t_buckets)
+      t = pick_bucket(video.num_clips, self.t_buckets)   # encode_video checked the limit
       feats = np.zeros((1, t) + video.features.shape[1:], np.float32)
       feats[0, :video.num_clips] = video.features
       mask = np.arange(t)[None] < video.num_clips
@@ -302,7 +300,7 @@ class Predictor:
     rows = []
     for lo in range(0, len(queries), step):
       chunk = tokens[lo:lo + step]
-      size = _bucket(len(chunk), [b for b in QUERY_BUCKETS if b <= step])
+      size = pick_bucket(len(chunk), [b for b in QUERY_BUCKETS if b <= step])
       padded = np.zeros((size, tokens.shape[1]), np.int32)
       padded[:len(chunk)] = chunk
       padded[len(chunk):, 0] = tokens[0, 0]   # a start token keeps padded rows finite

@@ -89,8 +89,8 @@ class InputMap(nn.Module):
     x = self.fc0([self.drop(p, not train) for p in parts])
     return self.drop(self.norm1(nn.relu(x)), not train)
 
-  def __call__(self, x: jax.Array, train: bool, tail: jax.Array | None = None) -> jax.Array:
-    return self.fc1(self.hidden(x, train, tail))
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    return self.fc1(self.hidden(x, train))
 
 
 class R2Step(nn.Module):
@@ -175,8 +175,7 @@ class R2Block(nn.Module):
     lengths = (jnp.full((b,), t, jnp.int32) if cfg.official_padding
                else video_mask.sum(-1).astype(jnp.int32))
     # The TEF is the same for every token of a clip: (B, T, 1, 2), broadcast inside video_map.
-    tef = (temporal_endpoint_feature(lengths, t)[:, :, None].astype(jnp.float32)
-           if cfg.use_tef else None)
+    tef = temporal_endpoint_feature(lengths, t)[:, :, None] if cfg.use_tef else None
     pe = sinusoidal_positions(lengths, t, dims)
 
     scale = self.param('scale', nn.initializers.zeros, (k,))

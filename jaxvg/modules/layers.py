@@ -1,4 +1,5 @@
-"""Dense, Conv1d and LayerNorm with PyTorch defaults (init, eps), the building blocks of ports."""
+"""Linear, Conv1d, LayerNorm and Dropout with PyTorch defaults (init, eps, scaling): the building
+blocks of ports."""
 from __future__ import annotations
 
 import itertools
