@@ -13,6 +13,8 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxvg import hugepages
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (get_config()).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, logs, predictions.')
@@ -56,5 +58,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == '__main__':
+  hugepages.reexec_with_huge_pages()
   flags.mark_flag_as_required('config')
   app.run(main)

@@ -13,6 +13,8 @@ import os
 import pathlib
 from typing import Any, Callable
 
+from jaxvg import hugepages
+
 SUITES = ('r2tuning', 'clip', 'data', 'evaluation')
 
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
 
   from jaxvg.bench import ceiling
   results: dict[str, Any] = {'load_average_1min_start': os.getloadavg()[0],
+                             'huge_pages': 'glibc.malloc.hugetlb=1' in os.environ.get(
+                                 'GLIBC_TUNABLES', ''),
                              'ceiling': ceiling.run()}
   gflops = results['ceiling']['matmul_gflops']
   suites: dict[str, Callable[[], dict]] = {}
@@ -82,4 +86,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == '__main__':
+  hugepages.reexec_with_huge_pages()
   main()

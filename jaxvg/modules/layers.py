@@ -15,6 +15,18 @@ from jaxvg.modules import init
 LN_EPS = 1e-5  # torch.nn.LayerNorm default (Flax's is 1e-6).
 
 
+def normalise_parts(parts: Sequence[jax.Array], epsilon: float = LN_EPS
+                    ) -> tuple[jax.Array, jax.Array, list[jax.Array]]:
+  """Row mean, 1/std (two-pass, at least fp32) over the concatenation of `parts` along the last
+  axis, and each part normalised by them; parts broadcast against each other."""
+  parts32 = [p.astype(jnp.promote_types(p.dtype, jnp.float32)) for p in parts]
+  total = sum(p.shape[-1] for p in parts)
+  mean = sum(p.sum(-1, keepdims=True) for p in parts32) / total
+  var = sum(jnp.square(p - mean).sum(-1, keepdims=True) for p in parts32) / total
+  inv = jax.lax.rsqrt(var + epsilon)
+  return mean, inv, [(p - mean) * inv for p in parts32]
+
+
 class LayerNorm(nn.Module):
   """nn.LayerNorm with PyTorch's epsilon and two-pass variance; `x` may be a list of parts.
 
@@ -27,22 +39,24 @@ class LayerNorm(nn.Module):
   """
   epsilon: float = LN_EPS
 
-  @nn.compact
   def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array | list[jax.Array]:
     parts = list(x) if isinstance(x, (list, tuple)) else [x]
     dims = [p.shape[-1] for p in parts]
     total = sum(dims)
-    scale = self.param('scale', nn.initializers.ones, (total,))
-    bias = self.param('bias', nn.initializers.zeros, (total,))
+    scale, bias = self.affine(total)
     dtype = jnp.result_type(*parts, scale)
-    parts32 = [p.astype(jnp.promote_types(p.dtype, jnp.float32)) for p in parts]
-    mean = sum(p.sum(-1, keepdims=True) for p in parts32) / total
-    var = sum(jnp.square(p - mean).sum(-1, keepdims=True) for p in parts32) / total
-    inv = jax.lax.rsqrt(var + self.epsilon)
+    _, _, normed = normalise_parts(parts, self.epsilon)
     offsets = [0, *itertools.accumulate(dims)]
-    out = [((p - mean) * inv * scale[lo:hi] + bias[lo:hi]).astype(dtype)
-           for p, lo, hi in zip(parts32, offsets[:-1], offsets[1:])]
+    out = [(n * scale[lo:hi] + bias[lo:hi]).astype(dtype)
+           for n, lo, hi in zip(normed, offsets[:-1], offsets[1:])]
     return out if isinstance(x, (list, tuple)) else out[0]
+
+  @nn.compact
+  def affine(self, features: int) -> tuple[jax.Array, jax.Array]:
+    """The ('scale', 'bias') parameters, (features,) each: for fused ops that normalise
+    themselves (`jaxvg.modules.fused`)."""
+    return (self.param('scale', nn.initializers.ones, (features,)),
+            self.param('bias', nn.initializers.zeros, (features,)))
 
 
 class Linear(nn.Module):

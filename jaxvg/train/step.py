@@ -38,6 +38,14 @@ def _cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
                       tree)
 
 
+def _narrow_floats(tree: Any, dtype: jnp.dtype) -> Any:
+  """Floats wider than `dtype` cast down to it; narrower ones (float16 cached features) are left
+  for the model to widen where it computes, not copied whole to `dtype` first."""
+  return jax.tree.map(
+      lambda x: (x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+                 and jnp.finfo(x.dtype).bits > jnp.finfo(dtype).bits else x), tree)
+
+
 def apply_model(model: nn.Module, params: Any, batch: dict[str, jax.Array], *, train: bool,
                 dtype: jnp.dtype, rng: jax.Array | None = None) -> dict[str, jax.Array]:
   """Runs the model in `dtype` (fp32 master parameters are cast) and returns fp32 outputs."""
@@ -45,7 +53,7 @@ def apply_model(model: nn.Module, params: Any, batch: dict[str, jax.Array], *, t
   if train:
     dropout_rng, droppath_rng = jax.random.split(rng)
     rngs = {'dropout': dropout_rng, 'droppath': droppath_rng}
-  outputs = model.apply({'params': _cast_floats(params, dtype)}, _cast_floats(batch, dtype),
+  outputs = model.apply({'params': _cast_floats(params, dtype)}, _narrow_floats(batch, dtype),
                         train=train, rngs=rngs)
   return _cast_floats(outputs, jnp.float32)
 

@@ -1,0 +1,119 @@
+"""LayerNorm → Dropout → Linear as one op with a hand-written VJP.
+
+R²-Tuning's video input map runs this on every token of every CLIP layer (4 × 30 000 × 770 per
+train step at QVHighlights shapes), the largest tensors of the step. Differentiated
+automatically, XLA keeps a float32 copy of the features, the normalised input, the dropout
+backward and the input-gradient tensor, and passes over each separately. Written by hand, the
+backward pass reads what it needs once: the saved GEMM input for the weight gradient, the
+input-gradient tensor fused with the recomputed normalised features (from the features as
+they came, e.g. float16) into the LayerNorm's parameter gradients. The features' own gradient
+is exact too, and XLA drops it when nothing uses it (frozen features).
+
+The same numbers as `LayerNorm` → `Dropout` → `Linear` of `jaxvg.modules.layers` (tested to fp32
+rounding, values and every gradient).
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxvg.modules.layers import normalise_parts
+
+Parts = Sequence[jax.Array]
+
+
+def _split(vector: jax.Array, dims: Sequence[int]) -> list[jax.Array]:
+  offsets = [0, *itertools.accumulate(dims)]
+  return [vector[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:])]
+
+
+def _matmul_parts(parts: Parts, kernels: Parts) -> jax.Array:
+  """Σ part_i · kernel_i; parts only a few features wide are multiply-adds, not GEMMs."""
+  out = 0.0
+  for p, k in zip(parts, kernels):
+    if p.shape[-1] <= 4:
+      out = out + sum(p[..., i:i + 1] * k[i] for i in range(p.shape[-1]))
+    else:
+      out = out + p @ k
+  return out
+
+
+def _sum_to(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Sum a broadcast result back to an operand's shape."""
+  axes = tuple(i for i, (a, b) in enumerate(zip(x.shape, shape)) if b == 1 and a != 1)
+  return x.sum(axes, keepdims=True) if axes else x
+
+
+def _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon):
+  dims = [p.shape[-1] for p in parts]
+  mean, inv, normed = normalise_parts(parts, epsilon)
+  inputs = [n * g + b for n, g, b in zip(normed, _split(scale, dims), _split(bias, dims))]
+  if keep_masks is not None:
+    inputs = [jnp.where(m, x / (1.0 - rate), 0.0) for m, x in zip(keep_masks, inputs)]
+  inputs = [x.astype(kernel.dtype) for x in inputs]
+  out = _matmul_parts(inputs, _split(kernel, dims)) + linear_bias
+  return out, (mean, inv, inputs)
+
+
+def norm_dropout_linear(parts: Parts, keep_masks: Parts | None, scale: jax.Array,
+                        bias: jax.Array, kernel: jax.Array, linear_bias: jax.Array, *,
+                        rate: float, epsilon: float) -> jax.Array:
+  """Linear(Dropout(LayerNorm(concat(parts)))) without building the concatenation, in fp32.
+
+  parts: (…, D_i) arrays that broadcast against each other (R²: features (B,T,P,768) and the
+  TEF (B,T,1,2)); keep_masks: bool masks of the broadcast shapes, or None (no dropout);
+  scale, bias (ΣD_i,); kernel (ΣD_i, F); linear_bias (F,). Statistics are fp32; the product
+  runs in the kernel's dtype (bf16 compute: a bf16 GEMM), which is the output's dtype.
+  """
+  return _norm_dropout_linear(tuple(parts), None if keep_masks is None else tuple(keep_masks),
+                              scale, bias, kernel, linear_bias, rate, epsilon)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _norm_dropout_linear(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon):
+  return _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon)[0]
+
+
+def _fwd(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon):
+  out, (mean, inv, inputs) = _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate,
+                                      epsilon)
+  # Saved: the raw parts (already in memory, in their own dtype), per-row statistics, the masks
+  # and the Linear's input; not fp32 copies of the parts, nor the normalised parts.
+  return out, (parts, keep_masks, scale, kernel, mean, inv, inputs)
+
+
+def _bwd(rate, epsilon, residuals, grad):
+  del epsilon  # only the forward statistics use it
+  parts, keep_masks, scale, kernel, mean, inv, inputs = residuals
+  dims = [p.shape[-1] for p in parts]
+  rows = grad.reshape(-1, grad.shape[-1])
+  d_kernel = jnp.concatenate(
+      [jnp.broadcast_to(x, grad.shape[:-1] + x.shape[-1:]).reshape(-1, x.shape[-1]).T @ rows
+       for x in inputs], axis=0)
+  d_linear_bias = rows.sum(0)
+  # The gradient at the Linear's input, through dropout, meets the normalised parts (recomputed
+  # from the raw parts) in the LayerNorm's parameter gradients.
+  d_inputs = [(grad @ k.T).astype(jnp.float32) for k in _split(kernel, dims)]
+  if keep_masks is not None:
+    d_inputs = [jnp.where(m, d / (1.0 - rate), 0.0) for m, d in zip(keep_masks, d_inputs)]
+  normed = [(p.astype(jnp.float32) - mean) * inv for p in parts]
+  lead = tuple(range(grad.ndim - 1))
+  d_scale = jnp.concatenate([(d * n).sum(lead) for d, n in zip(d_inputs, normed)])
+  d_bias = jnp.concatenate([d.sum(lead) for d in d_inputs])
+  # The parts' own gradient (XLA removes it when the parts are frozen features):
+  # dx = inv · (dn − mean(dn) − n · mean(dn · n)), dn = d · γ.
+  d_normed = [d * g for d, g in zip(d_inputs, _split(scale.astype(jnp.float32), dims))]
+  total = sum(dims)
+  mean_dn = sum(dn.sum(-1, keepdims=True) for dn in d_normed) / total
+  mean_dn_n = sum((dn * n).sum(-1, keepdims=True) for dn, n in zip(d_normed, normed)) / total
+  d_parts = tuple(_sum_to(inv * (dn - mean_dn - n * mean_dn_n), p.shape).astype(p.dtype)
+                  for dn, n, p in zip(d_normed, normed, parts))
+  return (d_parts, None, d_scale.astype(scale.dtype), d_bias.astype(scale.dtype),
+          d_kernel.astype(kernel.dtype), d_linear_bias.astype(kernel.dtype))
+
+
+_norm_dropout_linear.defvjp(_fwd, _bwd)
