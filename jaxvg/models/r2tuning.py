@@ -17,8 +17,8 @@ import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
-from jaxvg.modules.fused import norm_dropout_linear
-from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity, dropout_keep_mask
+from jaxvg.modules.fused import norm_dropout_linear, relu_norm_dropout
+from jaxvg.modules.layers import LayerNorm, Linear, cosine_similarity, dropout_keep_mask
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.pyramid import ConvPyramid
@@ -85,7 +85,6 @@ class InputMap(nn.Module):
     self.fc0 = Linear(self.dims, self.in_dims)
     self.norm1 = LayerNorm()
     self.fc1 = Linear(self.dims, self.dims)
-    self.drop = Dropout(self.dropout)
 
   def hidden(self, x: jax.Array, train: bool, tail: jax.Array | None = None) -> jax.Array:
     parts = [x] if tail is None else [x, tail]
@@ -97,7 +96,11 @@ class InputMap(nn.Module):
     scale, bias = self.norm0.affine(self.in_dims)
     x = norm_dropout_linear(parts, keep_masks, scale, bias, self.fc0.kernel, self.fc0.bias,
                             rate=self.dropout, epsilon=self.norm0.epsilon)
-    return self.drop(self.norm1(nn.relu(x)), not train)
+    keep_mask = (dropout_keep_mask(self.make_rng('dropout'), self.dropout, x.shape)
+                 if train and self.dropout > 0 else None)
+    scale, bias = self.norm1.affine(self.dims)
+    return relu_norm_dropout(x, keep_mask, scale, bias, rate=self.dropout,
+                             epsilon=self.norm1.epsilon)
 
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     return self.fc1(self.hidden(x, train))

@@ -117,3 +117,52 @@ def _bwd(rate, epsilon, residuals, grad):
 
 
 _norm_dropout_linear.defvjp(_fwd, _bwd)
+
+
+def relu_norm_dropout(x: jax.Array, keep_mask: jax.Array | None, scale: jax.Array,
+                      bias: jax.Array, *, rate: float, epsilon: float) -> jax.Array:
+  """Dropout(LayerNorm(ReLU(x))) (the middle of R²-Tuning's input maps), statistics in fp32.
+
+  The backward pass recomputes ReLU and the normalisation from the saved x and per-row
+  statistics and goes through the LayerNorm in one expression, instead of autodiff's chain of
+  saved intermediates.
+  """
+  return _relu_norm_dropout(x, keep_mask, scale, bias, rate, epsilon)
+
+
+def _relu_norm_dropout_forward(x, keep_mask, scale, bias, rate, epsilon):
+  mean, inv, (normed,) = normalise_parts([jax.nn.relu(x)], epsilon)
+  y = normed * scale + bias
+  if keep_mask is not None:
+    y = jnp.where(keep_mask, y / (1.0 - rate), 0.0)
+  return y.astype(x.dtype), (mean, inv)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _relu_norm_dropout(x, keep_mask, scale, bias, rate, epsilon):
+  return _relu_norm_dropout_forward(x, keep_mask, scale, bias, rate, epsilon)[0]
+
+
+def _relu_norm_dropout_fwd(x, keep_mask, scale, bias, rate, epsilon):
+  out, (mean, inv) = _relu_norm_dropout_forward(x, keep_mask, scale, bias, rate, epsilon)
+  return out, (x, keep_mask, scale, mean, inv)
+
+
+def _relu_norm_dropout_bwd(rate, epsilon, residuals, grad):
+  del epsilon
+  x, keep_mask, scale, mean, inv = residuals
+  d_y = grad.astype(jnp.float32)
+  if keep_mask is not None:
+    d_y = jnp.where(keep_mask, d_y / (1.0 - rate), 0.0)
+  normed = (jax.nn.relu(x).astype(jnp.float32) - mean) * inv
+  lead = tuple(range(x.ndim - 1))
+  d_scale = (d_y * normed).sum(lead)
+  d_bias = d_y.sum(lead)
+  d_normed = d_y * scale.astype(jnp.float32)
+  d_relu = inv * (d_normed - d_normed.mean(-1, keepdims=True)
+                  - normed * (d_normed * normed).mean(-1, keepdims=True))
+  d_x = jnp.where(x > 0, d_relu, 0.0).astype(x.dtype)
+  return d_x, None, d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
+
+
+_relu_norm_dropout.defvjp(_relu_norm_dropout_fwd, _relu_norm_dropout_bwd)

@@ -52,3 +52,22 @@ def test_bf16_step_keeps_fp32_state_and_tracks_fp32():
   assert dtypes == {jnp.dtype(jnp.float32)}
   np.testing.assert_allclose(losses['bf16'], losses['fp32'], rtol=5e-2)
   assert losses['bf16'] != losses['fp32']             # bf16 really computed in bf16
+
+
+def test_narrow_features_reach_the_model_unwidened():
+  """Floats wider than the compute dtype are narrowed to it; narrower or equally wide ones (the
+  float16 cached features) reach the model as they are, which widens them where it computes
+  instead of copying the whole (B,T,K,P,D) array first."""
+  from flax import linen as nn
+  names = ('float16', 'bfloat16', 'float32')
+
+  class Dtypes(nn.Module):
+    @nn.compact
+    def __call__(self, batch, train):
+      return {k: jnp.asarray(names.index(str(v.dtype))) for k, v in batch.items()}
+
+  batch = {'video': np.zeros((2, 3), np.float16), 'saliency': np.zeros((2,), np.float32)}
+  seen = lambda dtype: {k: names[int(v)] for k, v in step_lib.apply_model(  # noqa: E731
+      Dtypes(), {}, batch, train=False, dtype=dtype).items()}
+  assert seen(jnp.float32) == {'video': 'float16', 'saliency': 'float32'}
+  assert seen(jnp.bfloat16) == {'video': 'float16', 'saliency': 'bfloat16'}
