@@ -2,12 +2,14 @@
 --only r2tuning`.
 
 Train step (forward, backward, AdamW; the engine's own `make_train_step`/`jit_train_step`) at
-batch 8 × 75 clips, at exactly T = 75 and at the T bucket the loader pads 75 to (96), and at batch
-32; K = 4 layers × 50 tokens × 768 video, 20 query tokens × 512 (padded to the 32 bucket), fp32
-compute, one CPU device. Features arrive in float16, as the loader delivers the cached CLIP
-features (`jaxvg.data.features`); the model computes in fp32 from them. Inference: latency of one query and throughput of 64 queries on one video. Compile
-time of the rolled `nn.scan` against the unrolled recurrence. FLOPs come from XLA's cost analysis
-of the unrolled step (a rolled loop's body is counted once, not K times).
+batch 8 × 75 clips, at exactly T = 75 (QVHighlights' own bucket) and at the base config's
+bucket for 75 clips (96: the cost of padding), and at batch 32; K = 4 layers × 50 tokens × 768
+video, 20 query tokens × 512 (padded to the 32 bucket), fp32 compute, one CPU device. Features
+arrive in float16, as the loader delivers the cached CLIP features (`jaxvg.data.features`); the
+model computes in fp32 from them. Inference: latency of one query and throughput of 64 queries
+on one video. Compile time of the rolled `nn.scan` against the unrolled recurrence. FLOPs come
+from XLA's cost analysis of the unrolled step (a rolled loop's body is counted once, not K
+times).
 """
 from __future__ import annotations
 
