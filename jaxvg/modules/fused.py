@@ -32,14 +32,23 @@ def _split(vector: jax.Array, dims: Sequence[int]) -> list[jax.Array]:
 
 
 def _matmul_parts(parts: Parts, kernels: Parts) -> jax.Array:
-  """Σ part_i · kernel_i; parts only a few features wide are multiply-adds, not GEMMs."""
+  """Σ part_i · kernel_i accumulated in fp32 (bf16 products on the CPU's fast path, as a TPU's
+  MXU does anyway); parts only a few features wide are multiply-adds, not GEMMs."""
   out = 0.0
   for p, k in zip(parts, kernels):
     if p.shape[-1] <= 4:
+      p, k = p.astype(jnp.float32), k.astype(jnp.float32)
       out = out + sum(p[..., i:i + 1] * k[i] for i in range(p.shape[-1]))
     else:
-      out = out + p @ k
+      out = out + jnp.matmul(p, k, preferred_element_type=jnp.float32)
   return out
+
+
+def _rows_product(x: jax.Array, rows: jax.Array) -> jax.Array:
+  """xᵀ·rows over all leading axes of x (broadcast to rows' leading shape), fp32-accumulated."""
+  x = jnp.broadcast_to(x, rows.shape[:-1] + x.shape[-1:])
+  return jax.lax.dot_general(x.reshape(-1, x.shape[-1]), rows.reshape(-1, rows.shape[-1]),
+                             (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
 
 
 def _sum_to(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -55,8 +64,8 @@ def _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon)
   if keep_masks is not None:
     inputs = [jnp.where(m, x / (1.0 - rate), 0.0) for m, x in zip(keep_masks, inputs)]
   inputs = [x.astype(kernel.dtype) for x in inputs]
-  out = _matmul_parts(inputs, _split(kernel, dims)) + linear_bias
-  return out, (mean, inv, inputs)
+  out = _matmul_parts(inputs, _split(kernel, dims)) + linear_bias.astype(jnp.float32)
+  return out.astype(kernel.dtype), (mean, inv, inputs)
 
 
 def norm_dropout_linear(parts: Parts, keep_masks: Parts | None, scale: jax.Array,
@@ -66,8 +75,9 @@ def norm_dropout_linear(parts: Parts, keep_masks: Parts | None, scale: jax.Array
 
   parts: (…, D_i) arrays that broadcast against each other (R²: features (B,T,P,768) and the
   TEF (B,T,1,2)); keep_masks: bool masks of the broadcast shapes, or None (no dropout);
-  scale, bias (ΣD_i,); kernel (ΣD_i, F); linear_bias (F,). Statistics are fp32; the product
-  runs in the kernel's dtype (bf16 compute: a bf16 GEMM), which is the output's dtype.
+  scale, bias (ΣD_i,); kernel (ΣD_i, F); linear_bias (F,). Statistics are fp32; the products
+  take their inputs in the kernel's dtype (bf16 compute: bf16 GEMMs) and accumulate in fp32;
+  the output has the kernel's dtype.
   """
   return _norm_dropout_linear(tuple(parts), None if keep_masks is None else tuple(keep_masks),
                               scale, bias, kernel, linear_bias, rate, epsilon)
@@ -90,14 +100,12 @@ def _bwd(rate, epsilon, residuals, grad):
   del epsilon  # only the forward statistics use it
   parts, keep_masks, scale, kernel, mean, inv, inputs = residuals
   dims = [p.shape[-1] for p in parts]
-  rows = grad.reshape(-1, grad.shape[-1])
-  d_kernel = jnp.concatenate(
-      [jnp.broadcast_to(x, grad.shape[:-1] + x.shape[-1:]).reshape(-1, x.shape[-1]).T @ rows
-       for x in inputs], axis=0)
-  d_linear_bias = rows.sum(0)
+  d_kernel = jnp.concatenate([_rows_product(x, grad) for x in inputs], axis=0)
+  d_linear_bias = grad.astype(jnp.float32).reshape(-1, grad.shape[-1]).sum(0)
   # The gradient at the Linear's input, through dropout, meets the normalised parts (recomputed
   # from the raw parts) in the LayerNorm's parameter gradients.
-  d_inputs = [(grad @ k.T).astype(jnp.float32) for k in _split(kernel, dims)]
+  d_inputs = [jnp.matmul(grad, k.T, preferred_element_type=jnp.float32)
+              for k in _split(kernel, dims)]
   if keep_masks is not None:
     d_inputs = [jnp.where(m, d / (1.0 - rate), 0.0) for m, d in zip(keep_masks, d_inputs)]
   normed = [(p.astype(jnp.float32) - mean) * inv for p in parts]
