@@ -1,6 +1,6 @@
-"""LayerNorm → Dropout → Linear as one op with a hand-written VJP.
+"""LN → Dropout → Linear and ReLU → LN → Dropout as single ops with hand-written VJPs.
 
-R²-Tuning's video input map runs this on every token of every CLIP layer (4 × 30 000 × 770 per
+R²-Tuning's video input map runs them on every token of every CLIP layer (4 × 30 000 × 770 per
 train step at QVHighlights shapes), the largest tensors of the step. Differentiated
 automatically, XLA keeps a float32 copy of the features, the normalised input, the dropout
 backward and the input-gradient tensor, and passes over each separately. Written by hand, the
@@ -9,8 +9,8 @@ input-gradient tensor fused with the recomputed normalised features (from the fe
 they came, e.g. float16) into the LayerNorm's parameter gradients. The features' own gradient
 is exact too, and XLA drops it when nothing uses it (frozen features).
 
-The same numbers as `LayerNorm` → `Dropout` → `Linear` of `jaxvg.modules.layers` (tested to fp32
-rounding, values and every gradient).
+The same numbers as the compositions of `jaxvg.modules.layers` they replace (tested to fp32
+rounding, values and every gradient); products accumulate in fp32 in every compute dtype.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon)
 def norm_dropout_linear(parts: Parts, keep_masks: Parts | None, scale: jax.Array,
                         bias: jax.Array, kernel: jax.Array, linear_bias: jax.Array, *,
                         rate: float, epsilon: float) -> jax.Array:
-  """Linear(Dropout(LayerNorm(concat(parts)))) without building the concatenation, in fp32.
+  """Linear(Dropout(LayerNorm(concat(parts)))) without building the concatenation.
 
   parts: (…, D_i) arrays that broadcast against each other (R²: features (B,T,P,768) and the
   TEF (B,T,1,2)); keep_masks: bool masks of the broadcast shapes, or None (no dropout);
