@@ -5,7 +5,7 @@ above 32 MB with `mmap`, and the kernel faults them in 4 KiB at a time. The R²-
 at QVHighlights shapes touches ≈ 2 GB of fresh buffers per step: ≈ 530 000 page faults, a
 second or more of kernel time on two cores. glibc (≥ 2.35) marks its `mmap`ed chunks for
 transparent huge pages when the tunable `glibc.malloc.hugetlb=1` is set (2 MiB pages: ~500×
-fewer faults; measured 5–10 % off the train step, docs/performance.md). Tunables are read only
+fewer faults; ≈ 6 % off the train step in alternating pairs, docs/performance.md). Tunables are read only
 at process start, so the entry points (`python -m jaxvg.main`, `python -m jaxvg.bench`) call
 `reexec_with_huge_pages()` first, before JAX is imported; a notebook sets
 `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` before starting Python. `JAXVG_HUGE_PAGES=0` opts out.

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
 
   from jaxvg.bench import ceiling
   results: dict[str, Any] = {'load_average_1min_start': os.getloadavg()[0],
-                             'huge_pages': 'glibc.malloc.hugetlb=1' in os.environ.get(
+                             'huge_pages': hugepages.TUNABLE in os.environ.get(
                                  'GLIBC_TUNABLES', ''),
                              'ceiling': ceiling.run()}
   gflops = results['ceiling']['matmul_gflops']

@@ -18,7 +18,7 @@ from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
 from jaxvg.modules.fused import norm_dropout_linear, relu_norm_dropout
-from jaxvg.modules.layers import LayerNorm, Linear, cosine_similarity, dropout_keep_mask
+from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.pyramid import ConvPyramid
@@ -85,19 +85,16 @@ class InputMap(nn.Module):
     self.fc0 = Linear(self.dims, self.in_dims)
     self.norm1 = LayerNorm()
     self.fc1 = Linear(self.dims, self.dims)
+    self.drop = Dropout(self.dropout)
 
   def hidden(self, x: jax.Array, train: bool, tail: jax.Array | None = None) -> jax.Array:
     parts = [x] if tail is None else [x, tail]
-    keep_masks = None
-    if train and self.dropout > 0:
-      rows = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
-      keep_masks = [dropout_keep_mask(self.make_rng('dropout'), self.dropout,
-                                      rows + p.shape[-1:]) for p in parts]
+    rows = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
+    keep_masks = [self.drop.keep_mask(rows + p.shape[-1:], not train) for p in parts]
     scale, bias = self.norm0.affine(self.in_dims)
     x = norm_dropout_linear(parts, keep_masks, scale, bias, self.fc0.kernel, self.fc0.bias,
                             rate=self.dropout, epsilon=self.norm0.epsilon)
-    keep_mask = (dropout_keep_mask(self.make_rng('dropout'), self.dropout, x.shape)
-                 if train and self.dropout > 0 else None)
+    keep_mask = self.drop.keep_mask(x.shape, not train)
     scale, bias = self.norm1.affine(self.dims)
     return relu_norm_dropout(x, keep_mask, scale, bias, rate=self.dropout,
                              epsilon=self.norm1.epsilon)

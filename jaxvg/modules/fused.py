@@ -21,7 +21,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxvg.modules.layers import normalise_parts
+from jaxvg.modules.layers import apply_keep_mask, normalise_parts
 
 Parts = Sequence[jax.Array]
 
@@ -57,12 +57,26 @@ def _sum_to(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return x.sum(axes, keepdims=True) if axes else x
 
 
+def _drop(xs: Parts, keep_masks: Sequence[jax.Array | None] | None, rate: float) -> list:
+  """Each part through its keep mask (None: nothing dropped)."""
+  masks = [None] * len(xs) if keep_masks is None else keep_masks
+  return [x if m is None else apply_keep_mask(x, m, rate) for x, m in zip(xs, masks)]
+
+
+def _normalisation_grads(d_normed: Parts, normed: Parts, inv: jax.Array) -> list[jax.Array]:
+  """Gradients through x ↦ (x − mean)·inv over the concatenated parts, given those at the
+  normalised parts: inv · (dn − mean(dn) − n · mean(dn · n))."""
+  total = sum(n.shape[-1] for n in normed)
+  mean_dn = sum(dn.sum(-1, keepdims=True) for dn in d_normed) / total
+  mean_dn_n = sum((dn * n).sum(-1, keepdims=True) for dn, n in zip(d_normed, normed)) / total
+  return [inv * (dn - mean_dn - n * mean_dn_n) for dn, n in zip(d_normed, normed)]
+
+
 def _forward(parts, keep_masks, scale, bias, kernel, linear_bias, rate, epsilon):
   dims = [p.shape[-1] for p in parts]
   mean, inv, normed = normalise_parts(parts, epsilon)
   inputs = [n * g + b for n, g, b in zip(normed, _split(scale, dims), _split(bias, dims))]
-  if keep_masks is not None:
-    inputs = [jnp.where(m, x / (1.0 - rate), 0.0) for m, x in zip(keep_masks, inputs)]
+  inputs = _drop(inputs, keep_masks, rate)
   inputs = [x.astype(kernel.dtype) for x in inputs]
   out = _matmul_parts(inputs, _split(kernel, dims)) + linear_bias.astype(jnp.float32)
   return out.astype(kernel.dtype), (mean, inv, inputs)
@@ -74,7 +88,8 @@ def norm_dropout_linear(parts: Parts, keep_masks: Parts | None, scale: jax.Array
   """Linear(Dropout(LayerNorm(concat(parts)))) without building the concatenation.
 
   parts: (…, D_i) arrays that broadcast against each other (R²: features (B,T,P,768) and the
-  TEF (B,T,1,2)); keep_masks: bool masks of the broadcast shapes, or None (no dropout);
+  TEF (B,T,1,2)); keep_masks: a bool mask of the broadcast shape per part (None for a part, or
+  for all, drops nothing);
   scale, bias (ΣD_i,); kernel (ΣD_i, F); linear_bias (F,). Statistics are fp32; the products
   take their inputs in the kernel's dtype (bf16 compute: bf16 GEMMs) and accumulate in fp32;
   the output has the kernel's dtype.
@@ -106,20 +121,15 @@ def _bwd(rate, epsilon, residuals, grad):
   # from the raw parts) in the LayerNorm's parameter gradients.
   d_inputs = [jnp.matmul(grad, k.T, preferred_element_type=jnp.float32)
               for k in _split(kernel, dims)]
-  if keep_masks is not None:
-    d_inputs = [jnp.where(m, d / (1.0 - rate), 0.0) for m, d in zip(keep_masks, d_inputs)]
+  d_inputs = _drop(d_inputs, keep_masks, rate)
   normed = [(p.astype(jnp.float32) - mean) * inv for p in parts]
   lead = tuple(range(grad.ndim - 1))
   d_scale = jnp.concatenate([(d * n).sum(lead) for d, n in zip(d_inputs, normed)])
   d_bias = jnp.concatenate([d.sum(lead) for d in d_inputs])
-  # The parts' own gradient (XLA removes it when the parts are frozen features):
-  # dx = inv · (dn − mean(dn) − n · mean(dn · n)), dn = d · γ.
+  # The parts' own gradient (XLA removes it when the parts are frozen features).
   d_normed = [d * g for d, g in zip(d_inputs, _split(scale.astype(jnp.float32), dims))]
-  total = sum(dims)
-  mean_dn = sum(dn.sum(-1, keepdims=True) for dn in d_normed) / total
-  mean_dn_n = sum((dn * n).sum(-1, keepdims=True) for dn, n in zip(d_normed, normed)) / total
-  d_parts = tuple(_sum_to(inv * (dn - mean_dn - n * mean_dn_n), p.shape).astype(p.dtype)
-                  for dn, n, p in zip(d_normed, normed, parts))
+  d_parts = tuple(_sum_to(d, p.shape).astype(p.dtype)
+                  for d, p in zip(_normalisation_grads(d_normed, normed, inv), parts))
   return (d_parts, None, d_scale.astype(scale.dtype), d_bias.astype(scale.dtype),
           d_kernel.astype(kernel.dtype), d_linear_bias.astype(kernel.dtype))
 
@@ -142,7 +152,7 @@ def _relu_norm_dropout_forward(x, keep_mask, scale, bias, rate, epsilon):
   mean, inv, (normed,) = normalise_parts([jax.nn.relu(x)], epsilon)
   y = normed * scale + bias
   if keep_mask is not None:
-    y = jnp.where(keep_mask, y / (1.0 - rate), 0.0)
+    y = apply_keep_mask(y, keep_mask, rate)
   return y.astype(x.dtype), (mean, inv)
 
 
@@ -161,14 +171,12 @@ def _relu_norm_dropout_bwd(rate, epsilon, residuals, grad):
   x, keep_mask, scale, mean, inv = residuals
   d_y = grad.astype(jnp.float32)
   if keep_mask is not None:
-    d_y = jnp.where(keep_mask, d_y / (1.0 - rate), 0.0)
+    d_y = apply_keep_mask(d_y, keep_mask, rate)
   normed = (jax.nn.relu(x).astype(jnp.float32) - mean) * inv
   lead = tuple(range(x.ndim - 1))
   d_scale = (d_y * normed).sum(lead)
   d_bias = d_y.sum(lead)
-  d_normed = d_y * scale.astype(jnp.float32)
-  d_relu = inv * (d_normed - d_normed.mean(-1, keepdims=True)
-                  - normed * (d_normed * normed).mean(-1, keepdims=True))
+  (d_relu,) = _normalisation_grads([d_y * scale.astype(jnp.float32)], [normed], inv)
   d_x = jnp.where(x > 0, d_relu, 0.0).astype(x.dtype)
   return d_x, None, d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
 

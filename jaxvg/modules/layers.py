@@ -129,18 +129,30 @@ def dropout_keep_mask(rng: jax.Array, rate: float, shape: tuple[int, ...]) -> ja
   return (values.reshape(-1)[:n] >= int(rate * 2**bits)).reshape(shape)
 
 
+def apply_keep_mask(x: jax.Array, keep: jax.Array, rate: float) -> jax.Array:
+  """Inverted dropout with a given keep mask: x / (1 − rate) where kept, 0 elsewhere. It is its
+  own backward pass (the same mask and scale apply to the gradient)."""
+  if rate == 1.0:
+    return jnp.zeros_like(x)
+  return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
 class Dropout(nn.Module):
-  """nn.Dropout (same 'dropout' rng stream, same scaling) with a cheaper mask for dyadic rates."""
+  """nn.Dropout (same 'dropout' rng stream, same scaling) with a cheaper mask for dyadic rates.
+
+  `keep_mask` draws the mask alone, for fused ops that apply it themselves
+  (`jaxvg.modules.fused`)."""
   rate: float
 
-  @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    keep = self.keep_mask(x.shape, deterministic)
+    return x if keep is None else apply_keep_mask(x, keep, self.rate)
+
+  def keep_mask(self, shape: tuple[int, ...], deterministic: bool) -> jax.Array | None:
+    """A bool keep mask of `shape`, or None when nothing is dropped."""
     if deterministic or self.rate == 0.0:
-      return x
-    if self.rate == 1.0:
-      return jnp.zeros_like(x)
-    keep = dropout_keep_mask(self.make_rng('dropout'), self.rate, x.shape)
-    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
+      return None
+    return dropout_keep_mask(self.make_rng('dropout'), self.rate, shape)
 
 
 def cosine_similarity(a: jax.Array, b: jax.Array, eps: float = 1e-8) -> jax.Array:
