@@ -1,9 +1,13 @@
 """Runs the benchmark suites, prints one table and writes JSON.
 
   python -m jaxvg.bench [--only r2tuning,clip,data,evaluation] [--json out.json] [--quick]
+                        [--official_step_s S]
 
-The matmul ceiling is always measured first, in the same run, and the load average is recorded:
-the machine is shared, so only ratios measured together are comparable.
+The matmul ceiling is always measured first, in the same run, and the load average and the CPU
+model are recorded: the machine is shared, and machines of one kind differ, so only ratios
+measured together are comparable. For the R²-Tuning speed-up, time the official step on the same
+machine (`python benchmarks/torch_reference_step.py`, needs torch) and pass it as
+`--official_step_s`.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import argparse
 import json
 import os
 import pathlib
+import platform
 from typing import Any, Callable
 
 from jaxvg import hugepages
@@ -42,6 +47,17 @@ def format_table(results: dict) -> str:
   return '\n'.join(f'{name:{width}s} {fmt(value)}' for name, value in rows.items())
 
 
+def cpu_model() -> str:
+  """The CPU's model name (Linux), or the platform's processor string."""
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or 'unknown'
+
+
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', default=','.join(SUITES),
@@ -49,6 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument('--json', default='', help='write the results here')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--quick', action='store_true', help='r2tuning: the headline case only')
+  parser.add_argument('--official_step_s', type=float, default=None,
+                      help='official PyTorch R²-Tuning step (batch 8) timed on this machine; '
+                      'default: the shared README figure from another machine of this kind')
   parser.add_argument('--shared', default=_default_shared(), help='shared/ (evaluation suite)')
   args = parser.parse_args(argv)
   only = [s for s in args.only.split(',') if s]
@@ -57,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.error(f'unknown suites {unknown}; choose from {SUITES}')
 
   from jaxvg.bench import ceiling
-  results: dict[str, Any] = {'load_average_1min_start': os.getloadavg()[0],
+  results: dict[str, Any] = {'cpu': cpu_model(), 'cpu_count': os.cpu_count(),
+                             'load_average_1min_start': os.getloadavg()[0],
                              'huge_pages': hugepages.TUNABLE in os.environ.get(
                                  'GLIBC_TUNABLES', ''),
                              'ceiling': ceiling.run()}
@@ -65,10 +85,11 @@ def main(argv: list[str] | None = None) -> dict:
   suites: dict[str, Callable[[], dict]] = {}
   if 'r2tuning' in only:
     from jaxvg.bench import r2tuning
-    suites['r2tuning'] = lambda: r2tuning.run(args.repeats, gflops, args.quick)
+    suites['r2tuning'] = lambda: r2tuning.run(args.repeats, gflops, args.quick,
+                                              args.official_step_s)
   if 'clip' in only:
     from jaxvg.bench import clip
-    suites['clip'] = clip.run
+    suites['clip'] = lambda: clip.run(ceiling_gflops=gflops)
   if 'data' in only:
     from jaxvg.bench import data
     suites['data'] = data.run

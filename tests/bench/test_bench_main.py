@@ -30,3 +30,23 @@ def test_benchmark_batch_has_qvh_shapes_and_masks():
   assert np.all(batch['saliency'][:, 75:] == 0)
   assert batch['video'].dtype == np.float16 and batch['query'].dtype == np.float16
   assert config.model.dropout == 0.5 and config.model.scan_unroll == 0
+
+
+def _fake_case(batch_size, num_clips, repeats=3, precision='fp32', scan_unroll=0):
+  return {'step_s': 2.0 * batch_size / 8, 'xla_gflop': 100.0 * batch_size / 8}
+
+
+def test_speedup_is_against_the_official_step_timed_here(monkeypatch):
+  monkeypatch.setattr(r2tuning, 'train_step_case', _fake_case)
+  timed = r2tuning.run(ceiling_gflops=100.0, quick=True, official_step_s=6.0)
+  assert timed['official_step_timed_here'] and timed['official_step_s'] == 6.0
+  assert timed['train_b8_t75']['speedup_vs_official'] == pytest.approx(3.0)
+  assert timed['train_b8_t75']['fraction_of_ceiling'] == pytest.approx(0.5)
+  shared = r2tuning.run(ceiling_gflops=100.0, quick=True)
+  assert not shared['official_step_timed_here']
+  assert shared['train_b8_t75']['speedup_vs_official'] == pytest.approx(
+      r2tuning.OFFICIAL_STEP_S / 2.0)
+
+
+def test_results_name_the_machine():
+  assert bench_main.cpu_model() not in ('', 'unknown')
