@@ -17,7 +17,7 @@ import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
-from jaxvg.modules.fused import norm_dropout_linear, relu_norm_dropout
+from jaxvg.modules.fused import masked_max, norm_dropout_linear, relu_norm_dropout
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
@@ -151,11 +151,8 @@ class R2Step(nn.Module):
     logits = jnp.einsum('bld,btpd->btlp', key, a) + (offset + fc1_offset)[:, None, :, None]
     att = jax.nn.softmax(logits / self.dims**0.5, axis=-1)
     pooled = video_map.fc1(jnp.einsum('btlp,btpc->btlc', att, a)) + q[:, None]
-    if self.official_padding:
-      pooled = pooled.max(axis=2)
-    else:
-      pooled = jnp.where(query_mask[:, None, :, None], pooled, -jnp.inf).max(axis=2)
-      pooled = jnp.where(query_mask.any(-1)[:, None, None], pooled, 0.0)
+    pooled = masked_max(pooled, None if self.official_padding else query_mask[:, None, :, None],
+                        axis=2)
     e = cls + jnp.tanh(scale) * pooled
 
     g = jax.nn.sigmoid(gate)

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxvg.modules.layers import apply_keep_mask, normalise_parts
 
@@ -182,3 +183,53 @@ def _relu_norm_dropout_bwd(rate, epsilon, residuals, grad):
 
 
 _relu_norm_dropout.defvjp(_relu_norm_dropout_fwd, _relu_norm_dropout_bwd)
+
+
+def masked_max(x: jax.Array, mask: jax.Array | None, axis: int) -> jax.Array:
+  """max of x over `axis` among the entries where `mask` (broadcast against x) holds; 0 where
+  none does. The backward pass sends the gradient to the saved first argmax, instead of
+  recomputing x to find where it equals the max (what autodiff's max does, a pass over x).
+
+  At ties autodiff splits the gradient evenly; this sends it to the first. The two agree
+  wherever tied entries are the same function of the inputs (R²'s padded query tokens).
+  """
+  axis = axis % x.ndim
+  return _masked_max(x, mask, axis, x.shape[axis])
+
+
+def _masked_max_forward(x, mask, axis):
+  if mask is not None:
+    x = jnp.where(mask, x, -jnp.inf)
+  index = jnp.argmax(x, axis=axis, keepdims=True)
+  out = jnp.take_along_axis(x, index, axis=axis)
+  valid = None if mask is None else jnp.isfinite(out)
+  if valid is not None:
+    out = jnp.where(valid, out, 0.0)
+  return jnp.squeeze(out, axis), (index.astype(jnp.int8 if x.shape[axis] < 128 else jnp.int32),
+                                  valid)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _masked_max(x, mask, axis, size):
+  del size  # the backward pass's
+  return _masked_max_forward(x, mask, axis)[0]
+
+
+def _masked_max_fwd(x, mask, axis, size):
+  del size
+  out, (index, valid) = _masked_max_forward(x, mask, axis)
+  return out, (index, valid, mask)
+
+
+def _masked_max_bwd(axis, size, residuals, grad):
+  index, valid, mask = residuals
+  grad = jnp.expand_dims(grad, axis)
+  if valid is not None:
+    grad = jnp.where(valid, grad, jnp.zeros_like(grad))
+  shape = index.shape[:axis] + (size,) + index.shape[axis + 1:]
+  positions = jax.lax.broadcasted_iota(index.dtype, shape, axis)
+  d_mask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
+  return jnp.where(positions == index, grad, jnp.zeros_like(grad)), d_mask
+
+
+_masked_max.defvjp(_masked_max_fwd, _masked_max_bwd)

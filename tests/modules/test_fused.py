@@ -1,12 +1,13 @@
 """The fused ops with hand-written VJPs equal the compositions they replace: values and every
 gradient (parameters and inputs), with and without dropout masks, float16 features with a
-broadcast float32 TEF part as R²-Tuning feeds them, and a bf16 kernel computing in bf16."""
+broadcast float32 TEF part as R²-Tuning feeds them, and a bf16 kernel computing in bf16; the
+masked max equals autodiff's max, ties and all-masked rows included."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg.modules.fused import norm_dropout_linear, relu_norm_dropout
+from jaxvg.modules.fused import masked_max, norm_dropout_linear, relu_norm_dropout
 
 RATE, EPS = 0.5, 1e-5
 
@@ -111,3 +112,43 @@ def test_bf16_kernel_computes_in_bf16_close_to_fp32(inputs):
   for g16, g32 in zip(grads16, grads32):
     np.testing.assert_allclose(np.asarray(g16, np.float32), g32,
                                atol=0.03 * float(jnp.abs(g32).max()))
+
+
+def _reference_masked_max(x, mask):
+  if mask is None:
+    return x.max(2)
+  return jnp.where(mask.any(2), jnp.where(mask, x, -jnp.inf).max(2), 0.0)
+
+
+@pytest.mark.parametrize('masked', [True, False])
+def test_masked_max_equals_autodiff_max(masked):
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(3, 4, 6, 5)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(3, 4, 5)), jnp.float32)
+  # Sample 0: two valid tokens; sample 1: none (output and gradient 0); sample 2: all.
+  mask = (jnp.asarray([[1, 1, 0, 0, 0, 0], [0] * 6, [1] * 6], bool)[:, None, :, None]
+          if masked else None)
+  np.testing.assert_array_equal(masked_max(x, mask, axis=2), _reference_masked_max(x, mask))
+  got = jax.grad(lambda x: (masked_max(x, mask, axis=2) * weights).sum())(x)
+  want = jax.grad(lambda x: (_reference_masked_max(x, mask) * weights).sum())(x)
+  np.testing.assert_array_equal(got, want)
+  if masked:
+    assert not np.any(got[1]) and not np.any(got[0][:, 2:])
+
+
+def test_masked_max_ties_of_identical_entries_give_autodiff_parameter_gradient():
+  """Official padding: padded query tokens are one function of the inputs, so they tie; the
+  max then sends the whole gradient to the first of them, autodiff splits it, and a parameter
+  they share gets the same gradient either way."""
+  rng = np.random.default_rng(2)
+  base = jnp.asarray(rng.normal(size=(2, 3, 4, 5)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(2, 3, 5)), jnp.float32)
+
+  def tokens(theta):  # tokens 2 and 3 identical (padded), both driven by theta
+    padded = jnp.broadcast_to(theta * 10.0, base.shape[:2] + (2, base.shape[-1]))
+    return jnp.concatenate([base[:, :, :2], padded], axis=2)
+
+  theta = jnp.float32(0.7)
+  got = jax.grad(lambda t: (masked_max(tokens(t), None, axis=2) * weights).sum())(theta)
+  want = jax.grad(lambda t: (tokens(t).max(2) * weights).sum())(theta)
+  np.testing.assert_allclose(got, want, rtol=1e-5)  # summation order only
