@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
   step()  # warm-up
   walls, cpus = [], []

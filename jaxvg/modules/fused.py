@@ -198,11 +198,13 @@ def masked_max(x: jax.Array, mask: jax.Array | None, axis: int) -> jax.Array:
 
 
 def _masked_max_forward(x, mask, axis):
+  valid = None
   if mask is not None:
     x = jnp.where(mask, x, -jnp.inf)
+    mask = mask.reshape((1,) * (x.ndim - mask.ndim) + mask.shape)
+    valid = jnp.any(mask, axis=axis, keepdims=True)  # from the mask: NaN and ±inf pass through
   index = jnp.argmax(x, axis=axis, keepdims=True)
   out = jnp.take_along_axis(x, index, axis=axis)
-  valid = None if mask is None else jnp.isfinite(out)
   if valid is not None:
     out = jnp.where(valid, out, 0.0)
   return jnp.squeeze(out, axis), (index.astype(jnp.int8 if x.shape[axis] < 128 else jnp.int32),

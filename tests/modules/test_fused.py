@@ -136,6 +136,14 @@ def test_masked_max_equals_autodiff_max(masked):
     assert not np.any(got[1]) and not np.any(got[0][:, 2:])
 
 
+def test_masked_max_passes_nan_and_inf_of_valid_rows_through():
+  """Only rows with no valid entry become 0: a NaN or +inf among valid entries is the max."""
+  x = jnp.asarray([[[1.0], [jnp.nan]], [[jnp.inf], [2.0]], [[3.0], [4.0]]], jnp.float32)
+  mask = jnp.asarray([[1, 1], [1, 1], [0, 0]], bool)[:, :, None]
+  got = np.asarray(masked_max(x, mask, axis=1))
+  assert np.isnan(got[0, 0]) and got[1, 0] == np.inf and got[2, 0] == 0.0
+
+
 def test_masked_max_ties_of_identical_entries_give_autodiff_parameter_gradient():
   """Official padding: padded query tokens are one function of the inputs, so they tie; the
   max then sends the whole gradient to the first of them, autodiff splits it, and a parameter
