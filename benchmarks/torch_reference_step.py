@@ -2,7 +2,7 @@
 `python -m jaxvg.bench --official_step_s`.
 
 The shared figure (6.47 s per step, `../shared/README.md`) was measured on another machine of
-this kind; machines of a kind differ (the 4096³ matmul ceiling has been seen from 108 to 288
+this kind; machines of a kind differ (the 4096³ matmul ceiling has been seen from 108 to 389
 GFLOP/s here), so a speed-up is only meaningful against the official step timed on the same
 machine. This script builds the parity fixture's PyTorch model
 (`tests/fixtures/r2tuning_torch_reference.py`, written from the official code: video_map, v_map
