@@ -13,6 +13,11 @@ tokens × 768, 20 query tokens × 512, dropout 0.5, fp32, float32 inputs. The lo
 col, video- and layer-level InfoNCE). Needs torch (not a jaxvg dependency):
 
   pip install torch==2.13.0 && python benchmarks/torch_reference_step.py [--threads 2]
+
+With `--alternate`, each official step is followed by one jaxvg step (the same batch shape, in
+a child process running `python -m jaxvg.bench --serve_train_steps`), `--repeats` rounds, and the
+speed-up is reported per round: the tightest same-machine comparison, as the host's drift during
+the run moves both sides alike.
 """
 from __future__ import annotations
 
@@ -21,13 +26,20 @@ import importlib.util
 import json
 import pathlib
 import statistics
+import subprocess
+import sys
 import time
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-FIXTURE = pathlib.Path(__file__).resolve().parents[1] / 'tests/fixtures/r2tuning_torch_reference.py'
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # jaxvg.bench's protocol constant, whether or not jaxvg is installed
+from jaxvg.bench import SERVE_PREFIX  # noqa: E402  (imports no JAX)
+
+FIXTURE = REPO / 'tests/fixtures/r2tuning_torch_reference.py'
 BATCH, CLIPS, QUERY_TOKENS = 8, 75, 20
 
 
@@ -106,13 +118,10 @@ def loss_fn(model, video, query, video_msk, query_msk, point, batch):
   return loss
 
 
-def main(argv=None) -> dict:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--threads', type=int, default=2)
-  parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--json', default='')
-  args = parser.parse_args(argv)
-  torch.set_num_threads(args.threads)
+def official_step(threads: int) -> tuple[Callable[[], float], int]:
+  """(one official train step per call, returning the loss; the trainable parameter count),
+  the model and batch built once."""
+  torch.set_num_threads(threads)
   torch.manual_seed(0)
   ref = load_reference()
   model = ref.R2Tuning().train()
@@ -135,17 +144,82 @@ def main(argv=None) -> dict:
     optimizer.step()
     return float(loss.detach())
 
+  return step, sum(p.numel() for p in model.parameters())
+
+
+def timed(step: Callable[[], float]) -> tuple[float, float]:
+  """(wall, CPU) seconds of one call."""
+  start, start_cpu = time.perf_counter(), time.process_time()
+  step()
+  return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+class JaxvgSteps:
+  """`python -m jaxvg.bench --serve_train_steps` in a child process: one jaxvg step per call.
+
+  Its own process, so that the two runtimes' thread pools never run at once (in one process
+  they slow each other ≈ 2×); the steps alternate, so the host's drift moves both alike.
+  """
+
+  def __init__(self):
+    self.child = subprocess.Popen([sys.executable, '-m', 'jaxvg.bench', '--serve_train_steps'],
+                                  cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+    self.info = self._reply()  # after compilation and a warm-up step
+
+  def _reply(self) -> dict:
+    for line in self.child.stdout:
+      if line.startswith(SERVE_PREFIX):
+        return json.loads(line[len(SERVE_PREFIX):])
+    raise RuntimeError(f'the jaxvg step server exited (code {self.child.wait()}); see its stderr')
+
+  def __call__(self) -> dict:
+    self.child.stdin.write('step\n')
+    self.child.stdin.flush()
+    return self._reply()
+
+  def close(self) -> None:
+    self.child.stdin.write('quit\n')
+    self.child.stdin.close()
+    self.child.wait()
+
+
+def alternate(step: Callable[[], float], rounds: int) -> dict:
+  """Official and jaxvg steps in turn, `rounds` times; the speed-up per round and overall."""
+  jaxvg_steps = JaxvgSteps()
+  try:
+    official, jaxvg = [], []
+    for _ in range(rounds):
+      official.append(timed(step)[0])
+      jaxvg.append(jaxvg_steps()['step_s'])
+  finally:
+    jaxvg_steps.close()
+  per_round = [o / j for o, j in zip(official, jaxvg)]
+  return {'rounds': rounds, 'official_step_s': statistics.median(official),
+          'jaxvg_step_s': statistics.median(jaxvg), 'jaxvg_compile_s': jaxvg_steps.info['compile_s'],
+          'speedup_median_of_rounds': statistics.median(per_round),
+          'speedup_min_of_rounds': min(per_round), 'speedup_max_of_rounds': max(per_round)}
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--threads', type=int, default=2)
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--alternate', action='store_true',
+                      help='alternate each official step with a jaxvg step (in a child process) '
+                      'and report the speed-up per round')
+  parser.add_argument('--json', default='')
+  args = parser.parse_args(argv)
+  step, parameters = official_step(args.threads)
   step()  # warm-up
-  walls, cpus = [], []
-  for _ in range(args.repeats):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    step()
-    walls.append(time.perf_counter() - start)
-    cpus.append(time.process_time() - start_cpu)
   result = {'torch': torch.__version__, 'threads': args.threads,
-            'step_s': statistics.median(walls), 'step_s_min': min(walls),
-            'cpu_s_per_step': statistics.median(cpus),
-            'trainable_parameters': sum(p.numel() for p in model.parameters())}
+            'trainable_parameters': parameters}
+  if args.alternate:
+    result.update(alternate(step, args.repeats))
+  else:
+    walls, cpus = zip(*(timed(step) for _ in range(args.repeats)))
+    result.update({'step_s': statistics.median(walls), 'step_s_min': min(walls),
+                   'cpu_s_per_step': statistics.median(cpus)})
   print(json.dumps(result))
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(result, indent=1))

@@ -2,12 +2,15 @@
 
   python -m jaxvg.bench [--only r2tuning,clip,data,evaluation] [--json out.json] [--quick]
                         [--official_step_s S]
+  python -m jaxvg.bench --serve_train_steps   # one headline step per stdin line (see below)
 
 The matmul ceiling is always measured first, in the same run, and the load average and the CPU
 model are recorded: the machine is shared, and machines of one kind differ, so only ratios
 measured together are comparable. For the R²-Tuning speed-up, time the official step on the same
 machine (`python benchmarks/torch_reference_step.py`, needs torch) and pass it as
-`--official_step_s`.
+`--official_step_s`, or let that script alternate its steps with this engine's
+(`--alternate`, which drives `--serve_train_steps` in a child process) for a ratio that the host's
+drift moves alike on both sides.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 import os
 import pathlib
 import platform
+import sys
 from typing import Any, Callable
 
 from jaxvg import hugepages
@@ -69,7 +73,14 @@ def main(argv: list[str] | None = None) -> dict:
                       help='official PyTorch R²-Tuning step (batch 8) timed on this machine; '
                       'default: the shared README figure from another machine of this kind')
   parser.add_argument('--shared', default=_default_shared(), help='shared/ (evaluation suite)')
+  parser.add_argument('--serve_train_steps', action='store_true',
+                      help='no suites: run the headline train step once per stdin line, one JSON '
+                      'reply per step on stdout (driven by torch_reference_step.py --alternate)')
   args = parser.parse_args(argv)
+  if args.serve_train_steps:
+    from jaxvg.bench import r2tuning
+    r2tuning.serve_train_steps(sys.stdin, sys.stdout)
+    return {}
   only = [s for s in args.only.split(',') if s]
   unknown = sorted(set(only) - set(SUITES))
   if unknown:

@@ -13,10 +13,11 @@ times).
 """
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 import jax
 import ml_collections
@@ -24,6 +25,7 @@ import numpy as np
 
 import jaxvg.tasks  # noqa: F401  (registers the tasks)
 from jaxvg import configs
+from jaxvg.bench import SERVE_PREFIX
 from jaxvg.data import pipeline
 from jaxvg.train import step as step_lib
 from jaxvg.train import trainer
@@ -93,9 +95,10 @@ def _maxrss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train_step_case(batch_size: int, num_clips: int, repeats: int = 3, precision: str = 'fp32',
-                    scan_unroll: int = 0) -> dict[str, float]:
-  """Compile time, median step time and XLA's FLOP/byte counts of one jitted train step."""
+def compiled_train_step(batch_size: int, num_clips: int, precision: str = 'fp32',
+                        scan_unroll: int = 0) -> tuple[Callable[[], Any], dict[str, float]]:
+  """The engine's jitted train step on a benchmark batch, compiled: (a call that runs one step,
+  carrying the state on, and returns its metrics; {compile_s, xla_gflop, xla_gbytes})."""
   config = qvh_config(batch_size, precision, scan_unroll)
   run = trainer.build_run(config, 100, jax.devices()[:1])
   step = step_lib.jit_train_step(
@@ -112,14 +115,44 @@ def train_step_case(batch_size: int, num_clips: int, repeats: int = 3, precision
     holder['state'], metrics = compiled(holder['state'], batch, None)
     return metrics
 
+  return one_step, {'compile_s': compile_s, 'xla_gflop': flops / 1e9,
+                    'xla_gbytes': bytes_accessed / 1e9}
+
+
+def train_step_case(batch_size: int, num_clips: int, repeats: int = 3, precision: str = 'fp32',
+                    scan_unroll: int = 0) -> dict[str, float]:
+  """Compile time, median step time and XLA's FLOP/byte counts of one jitted train step."""
+  one_step, result = compiled_train_step(batch_size, num_clips, precision, scan_unroll)
   one_step()  # warm-up
   step_s, cpu_s = _median_seconds(one_step, repeats)
   memory = jax.devices()[0].memory_stats() or {}
-  return {'compile_s': compile_s, 'step_s': step_s, 'steps_per_s': 1 / step_s,
-          'cpu_s_per_step': cpu_s,
-          'xla_gflop': flops / 1e9, 'xla_gbytes': bytes_accessed / 1e9,
+  return {**result, 'step_s': step_s, 'steps_per_s': 1 / step_s, 'cpu_s_per_step': cpu_s,
           'peak_bytes_in_use_mb': memory.get('peak_bytes_in_use', float('nan')) / 2**20,
           'maxrss_mb': _maxrss_mb()}
+
+
+def serve_train_steps(requests: TextIO, replies: TextIO) -> None:
+  """Runs the headline train step (batch 8 × 75 clips, fp32) once per line read from
+  `requests`, replying one `SERVE_PREFIX` + JSON line each ({step_s, cpu_s}; the first reply,
+  {compile_s, xla_gflop, ...}, after compilation and a warm-up step), until EOF or 'quit'.
+
+  Lets another process alternate its own steps with this one (`benchmarks/
+  torch_reference_step.py --alternate`): the host's drift then moves both alike, and the two
+  runtimes never share a process (in one process their thread pools slow each other ≈ 2×).
+  """
+  def reply(record: dict) -> None:
+    replies.write(SERVE_PREFIX + json.dumps(record) + '\n')
+    replies.flush()
+
+  one_step, info = compiled_train_step(8, CLIPS)
+  jax.block_until_ready(one_step())  # warm-up
+  reply(info)
+  for line in requests:
+    if line.strip() == 'quit':
+      break
+    start, start_cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(one_step())
+    reply({'step_s': time.perf_counter() - start, 'cpu_s': time.process_time() - start_cpu})
 
 
 def inference_case(batch_size: int, num_clips: int, repeats: int = 5) -> dict[str, float]:

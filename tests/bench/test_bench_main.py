@@ -50,3 +50,21 @@ def test_speedup_is_against_the_official_step_timed_here(monkeypatch):
 
 def test_results_name_the_machine():
   assert bench_main.cpu_model() not in ('', 'unknown')
+
+
+def test_step_server_replies_once_per_request_until_quit(monkeypatch):
+  import io
+  import json
+
+  from jaxvg.bench import SERVE_PREFIX
+  steps = []
+  monkeypatch.setattr(r2tuning, 'compiled_train_step', lambda batch_size, num_clips: (
+      lambda: steps.append((batch_size, num_clips)), {'compile_s': 1.5}))
+  replies = io.StringIO()
+  r2tuning.serve_train_steps(io.StringIO('step\nstep\nquit\nstep\n'), replies)
+  lines = replies.getvalue().splitlines()
+  assert all(line.startswith(SERVE_PREFIX) for line in lines)
+  records = [json.loads(line[len(SERVE_PREFIX):]) for line in lines]
+  assert records[0] == {'compile_s': 1.5}
+  assert len(records) == 3 and all(set(r) == {'step_s', 'cpu_s'} for r in records[1:])
+  assert steps == [(8, r2tuning.CLIPS)] * 3  # warm-up + two requests; nothing after 'quit'
