@@ -28,7 +28,6 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import time
 from typing import Callable
 
 import numpy as np
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # jaxvg.bench's protocol constant, whether or not jaxvg is installed
-from jaxvg.bench import SERVE_PREFIX  # noqa: E402  (imports no JAX)
+from jaxvg.bench import SERVE_PREFIX, host  # noqa: E402  (imports no JAX)
 
 FIXTURE = REPO / 'tests/fixtures/r2tuning_torch_reference.py'
 BATCH, CLIPS, QUERY_TOKENS = 8, 75, 20
@@ -147,13 +146,6 @@ def official_step(threads: int) -> tuple[Callable[[], float], int]:
   return step, sum(p.numel() for p in model.parameters())
 
 
-def timed(step: Callable[[], float]) -> tuple[float, float]:
-  """(wall, CPU) seconds of one call."""
-  start, start_cpu = time.perf_counter(), time.process_time()
-  step()
-  return time.perf_counter() - start, time.process_time() - start_cpu
-
-
 class JaxvgSteps:
   """`python -m jaxvg.bench --serve_train_steps` in a child process: one jaxvg step per call.
 
@@ -190,13 +182,16 @@ def alternate(step: Callable[[], float], rounds: int) -> dict:
   try:
     official, jaxvg = [], []
     for _ in range(rounds):
-      official.append(timed(step)[0])
-      jaxvg.append(jaxvg_steps()['step_s'])
+      official.append(host.timed(step)[1])
+      jaxvg.append(jaxvg_steps())
   finally:
     jaxvg_steps.close()
-  per_round = [o / j for o, j in zip(official, jaxvg)]
-  return {'rounds': rounds, 'official_step_s': statistics.median(official),
-          'jaxvg_step_s': statistics.median(jaxvg), 'jaxvg_compile_s': jaxvg_steps.info['compile_s'],
+  per_round = [o.wall_s / j['step_s'] for o, j in zip(official, jaxvg)]
+  return {'rounds': rounds, 'official_step_s': statistics.median(o.wall_s for o in official),
+          'official_steal_fraction': statistics.median(o.steal_fraction for o in official),
+          'jaxvg_step_s': statistics.median(j['step_s'] for j in jaxvg),
+          'jaxvg_steal_fraction': statistics.median(j['steal_fraction'] for j in jaxvg),
+          'jaxvg_compile_s': jaxvg_steps.info['compile_s'],
           'speedup_median_of_rounds': statistics.median(per_round),
           'speedup_min_of_rounds': min(per_round), 'speedup_max_of_rounds': max(per_round)}
 
@@ -217,9 +212,11 @@ def main(argv=None) -> dict:
   if args.alternate:
     result.update(alternate(step, args.repeats))
   else:
-    walls, cpus = zip(*(timed(step) for _ in range(args.repeats)))
+    samples = [host.timed(step)[1] for _ in range(args.repeats)]
+    walls = [s.wall_s for s in samples]
     result.update({'step_s': statistics.median(walls), 'step_s_min': min(walls),
-                   'cpu_s_per_step': statistics.median(cpus)})
+                   'cpu_s_per_step': statistics.median(s.cpu_s for s in samples),
+                   'steal_fraction': statistics.median(s.steal_fraction for s in samples)})
   print(json.dumps(result))
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(result, indent=1))

@@ -4,9 +4,10 @@
                         [--official_step_s S]
   python -m jaxvg.bench --serve_train_steps   # one headline step per stdin line (see below)
 
-The matmul ceiling is always measured first, in the same run, and the load average and the CPU
-model are recorded: the machine is shared, and machines of one kind differ, so only ratios
-measured together are comparable. For the R²-Tuning speed-up, time the official step on the same
+The matmul ceiling is always measured first, in the same run, and the load average, the CPU
+model and the hypervisor's steal fraction (of the run, and of each timed train step case) are
+recorded: the machine is shared, and machines of one kind differ, so only ratios measured
+together are comparable. For the R²-Tuning speed-up, time the official step on the same
 machine (`python benchmarks/torch_reference_step.py`, needs torch) and pass it as
 `--official_step_s`, or let that script alternate its steps with this engine's
 (`--alternate`, which drives `--serve_train_steps` in a child process) for a ratio that the host's
@@ -18,11 +19,11 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import sys
 from typing import Any, Callable
 
 from jaxvg import hugepages
+from jaxvg.bench import host
 
 SUITES = ('r2tuning', 'clip', 'data', 'evaluation')
 
@@ -51,17 +52,6 @@ def format_table(results: dict) -> str:
   return '\n'.join(f'{name:{width}s} {fmt(value)}' for name, value in rows.items())
 
 
-def cpu_model() -> str:
-  """The CPU's model name (Linux), or the platform's processor string."""
-  try:
-    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
-      if line.startswith('model name'):
-        return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
-
-
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', default=','.join(SUITES),
@@ -87,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.error(f'unknown suites {unknown}; choose from {SUITES}')
 
   from jaxvg.bench import ceiling
-  results: dict[str, Any] = {'cpu': cpu_model(), 'cpu_count': os.cpu_count(),
+  run_ticks = host.cpu_ticks()
+  results: dict[str, Any] = {'cpu': host.cpu_model(), 'cpu_count': os.cpu_count(),
                              'load_average_1min_start': os.getloadavg()[0],
                              'huge_pages': hugepages.TUNABLE in os.environ.get(
                                  'GLIBC_TUNABLES', ''),
@@ -110,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
   for name, suite in suites.items():
     results[name] = suite()
   results['load_average_1min_end'] = os.getloadavg()[0]
+  results['steal_fraction_of_run'] = host.steal_fraction(run_ticks, host.cpu_ticks())
   print(format_table(results))
   if args.json:
     with open(args.json, 'w') as f:

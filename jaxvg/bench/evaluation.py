@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import time
 
 from jaxvg import evaluation
+from jaxvg.bench import host
 
 OFFICIAL_WALL_SECONDS = 17.0
 OFFICIAL_CPU_SECONDS = 29.0
@@ -23,14 +23,12 @@ def run(shared_dir: str | os.PathLike, repeats: int = 3) -> dict:
   root = pathlib.Path(shared_dir) / 'data' / 'qvhighlights'
   submission = root / 'golden' / 'sample_val_preds.jsonl'
   ground_truth = root / 'highlight_val_release.jsonl'
-  wall, cpu = [], []
-  for _ in range(repeats):
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
-    results = evaluation.evaluate_files('qvhighlights', str(submission), str(ground_truth))
-    wall.append(time.perf_counter() - start_wall)
-    cpu.append(time.process_time() - start_cpu)
-  return {'wall_seconds': min(wall), 'cpu_seconds': min(cpu),
-          'speedup_vs_official_wall': OFFICIAL_WALL_SECONDS / min(wall),
+  runs = [host.timed(lambda: evaluation.evaluate_files(
+      'qvhighlights', str(submission), str(ground_truth))) for _ in range(repeats)]
+  results = runs[-1][0]
+  wall, cpu = min(s.wall_s for _, s in runs), min(s.cpu_s for _, s in runs)
+  return {'wall_seconds': wall, 'cpu_seconds': cpu,
+          'speedup_vs_official_wall': OFFICIAL_WALL_SECONDS / wall,
           'MR-full-mAP': results['brief']['MR-full-mAP']}
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 import jaxvg.tasks  # noqa: F401  (registers the tasks)
 from jaxvg import configs
-from jaxvg.bench import SERVE_PREFIX
+from jaxvg.bench import SERVE_PREFIX, host
 from jaxvg.data import pipeline
 from jaxvg.train import step as step_lib
 from jaxvg.train import trainer
@@ -79,16 +79,13 @@ def _cost(compiled) -> tuple[float, float]:
   return float(cost.get('flops', 0.0)), float(cost.get('bytes accessed', 0.0))
 
 
-def _median_seconds(call: Callable[[], Any], repeats: int) -> tuple[float, float]:
-  """Median wall and process-CPU seconds of `call`. CPU seconds are the load-robust figure on a
-  shared machine: on an idle 2-core one, wall ≈ CPU / 2 for a well-parallelised step."""
-  walls, cpus = [], []
-  for _ in range(repeats):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    jax.block_until_ready(call())
-    walls.append(time.perf_counter() - start)
-    cpus.append(time.process_time() - start_cpu)
-  return statistics.median(walls), statistics.median(cpus)
+def _median_seconds(call: Callable[[], Any], repeats: int) -> tuple[float, float, float]:
+  """Medians of wall seconds, process-CPU seconds and the host's steal fraction over `repeats`
+  calls. CPU seconds are the load-robust figure on a shared machine; the steal fraction says how
+  much of the machine other guests took meanwhile."""
+  samples = [host.timed(lambda: jax.block_until_ready(call()))[1] for _ in range(repeats)]
+  return tuple(statistics.median(getattr(s, field) for s in samples)
+               for field in ('wall_s', 'cpu_s', 'steal_fraction'))
 
 
 def _maxrss_mb() -> float:
@@ -124,16 +121,17 @@ def train_step_case(batch_size: int, num_clips: int, repeats: int = 3, precision
   """Compile time, median step time and XLA's FLOP/byte counts of one jitted train step."""
   one_step, result = compiled_train_step(batch_size, num_clips, precision, scan_unroll)
   one_step()  # warm-up
-  step_s, cpu_s = _median_seconds(one_step, repeats)
+  step_s, cpu_s, steal = _median_seconds(one_step, repeats)
   memory = jax.devices()[0].memory_stats() or {}
   return {**result, 'step_s': step_s, 'steps_per_s': 1 / step_s, 'cpu_s_per_step': cpu_s,
+          'steal_fraction': steal,
           'peak_bytes_in_use_mb': memory.get('peak_bytes_in_use', float('nan')) / 2**20,
           'maxrss_mb': _maxrss_mb()}
 
 
 def serve_train_steps(requests: TextIO, replies: TextIO) -> None:
   """Runs the headline train step (batch 8 × 75 clips, fp32) once per line read from
-  `requests`, replying one `SERVE_PREFIX` + JSON line each ({step_s, cpu_s}; the first reply,
+  `requests`, replying one `SERVE_PREFIX` + JSON line each ({step_s, cpu_s, steal_fraction}; the first reply,
   {compile_s, xla_gflop, ...}, after compilation and a warm-up step), until EOF or 'quit'.
 
   Lets another process alternate its own steps with this one (`benchmarks/
@@ -150,9 +148,8 @@ def serve_train_steps(requests: TextIO, replies: TextIO) -> None:
   for line in requests:
     if line.strip() == 'quit':
       break
-    start, start_cpu = time.perf_counter(), time.process_time()
-    jax.block_until_ready(one_step())
-    reply({'step_s': time.perf_counter() - start, 'cpu_s': time.process_time() - start_cpu})
+    sample = host.timed(lambda: jax.block_until_ready(one_step()))[1]
+    reply({'step_s': sample.wall_s, 'cpu_s': sample.cpu_s, 'steal_fraction': sample.steal_fraction})
 
 
 def inference_case(batch_size: int, num_clips: int, repeats: int = 5) -> dict[str, float]:
@@ -166,7 +163,7 @@ def inference_case(batch_size: int, num_clips: int, repeats: int = 5) -> dict[st
   params = run.initial_state.params
   compiled = step.lower(params, batch, None).compile()
   compiled(params, batch, None)
-  seconds, _ = _median_seconds(lambda: compiled(params, batch, None), repeats)
+  seconds, _, _ = _median_seconds(lambda: compiled(params, batch, None), repeats)
   return {'s_per_call': seconds, 'queries_per_s': batch_size / seconds,
           'ms_per_query': 1000 * seconds / batch_size}
 

@@ -48,10 +48,6 @@ def test_speedup_is_against_the_official_step_timed_here(monkeypatch):
       r2tuning.OFFICIAL_STEP_S / 2.0)
 
 
-def test_results_name_the_machine():
-  assert bench_main.cpu_model() not in ('', 'unknown')
-
-
 def test_step_server_replies_once_per_request_until_quit(monkeypatch):
   import io
   import json
@@ -66,5 +62,5 @@ def test_step_server_replies_once_per_request_until_quit(monkeypatch):
   assert all(line.startswith(SERVE_PREFIX) for line in lines)
   records = [json.loads(line[len(SERVE_PREFIX):]) for line in lines]
   assert records[0] == {'compile_s': 1.5}
-  assert len(records) == 3 and all(set(r) == {'step_s', 'cpu_s'} for r in records[1:])
+  assert len(records) == 3 and all(set(r) == {'step_s', 'cpu_s', 'steal_fraction'} for r in records[1:])
   assert steps == [(8, r2tuning.CLIPS)] * 3  # warm-up + two requests; nothing after 'quit'
