@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 PROC_STAT = pathlib.Path('/proc/stat')
 _FIELDS = 8  # user nice system idle iowait irq softirq steal (guest time is inside user)
+_STEAL = 7
 
 
 def cpu_model() -> str:
@@ -48,7 +49,7 @@ def steal_fraction(before: tuple[int, ...] | None, after: tuple[int, ...] | None
     return math.nan
   delta = [b - a for a, b in zip(before, after)]
   total = sum(delta)
-  return delta[7] / total if total > 0 else math.nan
+  return delta[_STEAL] / total if total > 0 else math.nan
 
 
 @dataclasses.dataclass(frozen=True)
