@@ -1,0 +1,130 @@
+"""SDST config preset. Experiment files in configs/sdst/<dataset>.py start from `base()`.
+
+No official code or full paper text could be read (shared/research/sdst.md §0): every field
+marked [assumed] is a reconstruction; its comment names the alternatives. §n refers to the
+research report's sections.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  """QVHighlights on the released InternVideo2-1B features (§3), ≈4.1 M trainable parameters."""
+  c = ml_collections.ConfigDict()
+  c.task = 'sdst'
+  c.seed = 0
+
+  m = c.model = ml_collections.ConfigDict()
+  m.dims = 256                  # F [assumed]: R²-Tuning's width; with the widths below ≈4.1 M.
+  m.video_dims = 768            # InternVideo2-1B pooled clip features (§3).
+  m.query_dims = 1024           # InternVideo2 text encoder (BERT-large width) (§3).
+  m.num_tokens = 0              # 0: pooled clip features (B,T,K,Dv); >0: tokens (CLIP caches).
+  m.clip_pooling = 'cls'        # tokens -> one vector per clip: 'cls' or 'mean' (§2.5 rows).
+  m.num_layers = 5              # K [assumed]: the release stores 5 layers; the paper tries 2, 3.
+  m.layer_order = 'deep_first'  # [assumed] R²-Tuning's order; alt. 'shallow_first'.
+  m.num_queries = 10            # M [assumed]: the usual for QVHighlights DETRs; alt. 5-30.
+  m.num_heads = 8               # attention heads [assumed] (R²-Tuning).
+  m.ffn_ratio = 4               # [assumed] (R²-Tuning).
+  m.dropout = 0.5               # input-projection dropout [assumed] (R²-Tuning).
+  m.droppath = 0.1              # residual drop path [assumed] (R²-Tuning).
+  m.use_tef = True              # TEF on the video features [assumed] (Moment-DETR loaders).
+  m.beta_gate = 'raw'           # D := β·D + (1−β)·V with β raw, zero-init (as written) [assumed];
+                                # alt. 'sigmoid' (R²-Tuning's gate, 0.5 at init).
+  m.video_attention = 'rdsa'    # sparse stream's video evidence: 'rdsa' (paper), 'deformable'
+                                # (offsets from H, ablation row "Deformable CA") or 'cross'
+                                # (dense cross-attention, row "Standard CA").
+  m.deform_heads = 8            # [assumed] Deformable-DETR default.
+  m.deform_points = 4           # sampling points per head [assumed] Deformable-DETR default.
+  m.rdsa_kernel_size = 3        # RDSA temporal conv kernel [assumed]; alt. 1, 5.
+  m.offset_init = 'grid'        # 'grid' (Deformable DETR / TadTR bias grid) or 'zeros' (all
+                                # points at the centre: our reading of "PureInit") [assumed].
+  m.rdsa_dense = 'updated'      # RDSA reads D^{l+1} ('updated') or the fused D^l ('fused') [assumed].
+  m.query_pos = 'span_sine'     # query position from the span (DAB-DETR) [assumed]; alt. 'none'.
+  m.span_head_layers = 3        # span-refinement MLP depth [assumed] (DETR box MLP).
+  m.detach_spans = True         # stop-gradient on R between steps [assumed] (Deformable DETR).
+  m.text_pooling = 'mean'       # pooled text for saliency: 'mean' over valid tokens [assumed];
+                                # alt. 'attention' (R²-Tuning's AdaPooling).
+  m.scan = True                 # nn.scan over steps (False: a Python loop, same parameters).
+  m.scan_unroll = 0             # scan unroll factor; 0 = all K steps.
+
+  loss = c.loss = ml_collections.ConfigDict()
+  # Hungarian matching cost (DETR / Moment-DETR family) [assumed].
+  loss.match_cls_weight = 2.0   # focal cost weight (Deformable DETR: 2).
+  loss.match_l1_weight = 5.0    # L1 on (centre, width) (DETR: 5).
+  loss.match_giou_weight = 2.0  # −GIoU (DETR: 2).
+  loss.focal_alpha = 0.25       # [assumed] Deformable DETR.
+  loss.focal_gamma = 2.0        # [assumed].
+  # L_MR (λ6 split), summed over every step (deep supervision) [assumed weights].
+  loss.cls_weight = 2.0
+  loss.l1_weight = 5.0
+  loss.giou_weight = 2.0
+  loss.actionness_weight = 1.0
+  loss.actionness_target = 'iou'  # [assumed] IoU of the matched span with its GT; alt. 'binary'
+                                  # (1 matched, 0 not).
+  # L_HD (λ5): InfoNCE of clips against the pooled text, positives = relevant clips.
+  loss.hd_weight = 1.0          # [assumed]
+  loss.hd_all_steps = True      # deep supervision of the saliency too [assumed]; alt. last only.
+  loss.temperature = 0.07       # [assumed] R²-Tuning.
+  # L_align (λ7): SampledNCE video–text alignment along the batch and along the layers.
+  loss.video_align_weight = 0.1   # [assumed] R²-Tuning's video-level InfoNCE weight.
+  loss.layer_align_weight = 0.1   # [assumed] R²-Tuning's layer-level weight.
+
+  post = c.post = ml_collections.ConfigDict()
+  post.score = 'cls_x_actionness'   # ranking score: 'cls' or 'cls_x_actionness' [assumed].
+  post.max_num_moment = 10          # windows kept per query (the QVH evaluator reads ≤ 10 for mAP).
+  post.nms_type = 'none'            # 'none' (Moment-DETR) [assumed], 'normal' or 'linear'.
+  post.nms_threshold = 0.7
+  post.unit = 2.0                   # rounding unit in seconds; 0 = none.
+
+  d = c.data = ml_collections.ConfigDict()
+  d.dataset = 'qvhighlights'
+  d.source = 'features'
+  d.feature_format = 'internvideo2'   # '.npz' per video/query (§3); 'clip' = R²'s CLIP caches.
+  d.anno_dir = ''
+  d.feature_dir = ''
+  d.video_feature_dir = ''
+  d.query_feature_dir = ''
+  d.normalize_features = True       # L2-normalise each vector [assumed] (Moment-DETR loaders).
+  d.train_split = 'train'
+  d.val_split = 'val'
+  d.domain = ''
+  d.repeat = 1
+  d.min_video_len = -1
+  d.t_buckets = (75,)
+  d.l_buckets = (16, 32, 64)
+  d.max_windows = 32
+  d.truncate = False
+  d.num_workers = 0
+  d.prefetch = 2
+
+  o = c.optim = ml_collections.ConfigDict()   # [assumed] R²-Tuning's schedule (§5).
+  o.lr = 5e-4
+  o.weight_decay = 1e-4
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.eps = 1e-8
+  o.grad_clip = 35.0
+  o.warmup_steps = 500
+  o.warmup_ratio = 1e-3
+  o.decay_epochs = (20,)
+  o.decay_factor = 0.1
+
+  tr = c.train = ml_collections.ConfigDict()
+  tr.batch_size = 32            # [assumed]
+  tr.eval_batch_size = 32
+  tr.epochs = 30
+  tr.precision = 'fp32'
+  tr.log_every = 10
+  tr.checkpoint_every = 500
+  tr.keep_checkpoints = 2
+  tr.max_steps = -1
+
+  e = c.eval = ml_collections.ConfigDict()
+  e.dataset = 'qvhighlights'
+  e.primary_metric = 'MR-full-mAP'
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1
+  c.mesh.model = 1
+  return c
