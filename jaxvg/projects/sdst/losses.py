@@ -115,7 +115,7 @@ def highlight_loss(saliency: jax.Array, batch: Mapping[str, Any], temperature: f
   log_prob = jax.nn.log_softmax(logits, axis=-1)
   count = positive.sum(-1)
   per_sample = -jnp.where(positive, log_prob, 0.0).sum(-1) / jnp.maximum(count, 1)
-  use = (count > 0) & _sample_mask(batch, b)[:, None]
+  use = jnp.broadcast_to((count > 0) & _sample_mask(batch, b)[:, None], per_sample.shape)
   return jnp.where(use, per_sample, 0.0).sum() / jnp.maximum(use.sum(), 1)
 
 

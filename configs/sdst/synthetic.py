@@ -1,0 +1,48 @@
+"""SDST on the embedded synthetic benchmark, on the same inputs as configs/r2tuning/synthetic.py:
+frames through a tiny random CLIP inside the step, its last K layers pooled per clip
+(`model.clip_pooling`: the CLS token or the mean of the tokens).
+
+  python -m jaxvg.main --config configs/sdst/synthetic.py --workdir runs/sdst_synthetic
+  python -m jaxvg.main --config configs/sdst/synthetic.py:tiny ...   (tests, notebooks)
+"""
+import ml_collections
+
+from jaxvg.projects.sdst import config as sdst_config
+
+
+def get_config(size: str = 'default'):
+  config = sdst_config.base()
+  config.data.dataset = 'synthetic'
+  config.data.source = 'frames'
+  config.data.feature_format = 'clip'
+  config.data.synthetic_size = size
+  config.data.synthetic_root = ''
+  config.data.t_buckets = (8, 16, 32)
+  config.data.l_buckets = (77,)
+  config.data.max_windows = 2
+  config.clip = ml_collections.ConfigDict(dict(arch='tiny', path=''))
+  m = config.model
+  m.video_dims = m.query_dims = 64
+  m.num_tokens = 50                 # CLIP tokens per frame, pooled by clip_pooling.
+  m.clip_pooling = 'cls'
+  m.num_layers = 4                  # as R²-Tuning's synthetic run: the same frozen layers.
+  m.dims = 128
+  config.train.batch_size = 16
+  config.train.eval_batch_size = 16
+  config.train.epochs = 6
+  config.train.log_every = 5
+  config.train.checkpoint_every = 100
+  config.optim.warmup_steps = 50
+  config.optim.decay_epochs = (5,)
+  config.eval.dataset = 'qvhighlights'
+  config.eval.primary_metric = 'MR-full-mAP'
+  if size == 'tiny':
+    m.dims, m.num_heads, m.deform_heads, m.deform_points = 32, 4, 4, 2
+    m.scan_unroll = 1               # compile-dominated sizes: the rolled loop compiles faster.
+    config.train.batch_size = config.train.eval_batch_size = 8
+    config.train.epochs = 2
+    config.train.log_every = 1
+    config.train.checkpoint_every = 2
+    config.optim.warmup_steps = 2
+    config.optim.decay_epochs = ()
+  return config
