@@ -125,13 +125,28 @@ def run(mode: str, config_spec: str | None, overrides: Sequence[str], workdir: s
   return 0
 
 
+def initialize_distributed() -> None:
+  """`jax.distributed.initialize()`: on TPU pods and managed GPU clusters it finds its peers
+  itself; elsewhere (CPU processes on one machine, tests) JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID name them, and CPU collectives go through gloo."""
+  import os
+  import jax
+  address = os.environ.get('JAX_COORDINATOR_ADDRESS')
+  if not address:
+    jax.distributed.initialize()
+    return
+  if jax.config.jax_platforms in ('cpu', None) or os.environ.get('JAX_PLATFORMS') == 'cpu':
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(address, int(os.environ['JAX_NUM_PROCESSES']),
+                             int(os.environ['JAX_PROCESS_ID']))
+
+
 def main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines off the console
   if _MULTIHOST.value:
-    import jax
-    jax.distributed.initialize()
+    initialize_distributed()
   return run(_MODE.value, _CONFIG.value, _OVERRIDES, _WORKDIR.value, _CHECKPOINT.value,
              _INIT_FROM.value, _VIDEO.value, _QUERY.value or [])
 

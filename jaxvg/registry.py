@@ -107,8 +107,9 @@ class Task:
       returns a dict of arrays.
     dummy_batch: (config, batch_size) -> a batch of zeros at the smallest static shapes, with
       masks true, used to initialise and count parameters.
-    make_data: (config, *, train, seed) -> the task's `DataAdapter` (what one example is and
-      how examples are padded; `train` selects training-only behaviour such as augmentation).
+    make_data: (config, *, train, seed, process_count) -> the task's `DataAdapter` (what one
+      example is and how examples are padded; `train` selects training-only behaviour such as
+      augmentation; with several processes, shapes must agree across them).
     postprocess: (outputs as numpy, host metadata, config) -> submission rows of the real
       samples, in the evaluation protocol's format (`jaxvg.evaluation.evaluate`).
     load_weights: (path, config) -> parameters from a released checkpoint (the official format),

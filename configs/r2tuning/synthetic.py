@@ -10,7 +10,12 @@ pre-decoded frames, as on a TPU. Scored with the official QVHighlights evaluator
 from jaxvg.projects.r2tuning import config as r2tuning
 
 
+SIZES = ('default', 'tiny')
+
+
 def get_config(size: str = 'default'):
+  if size not in SIZES:
+    raise ValueError(f'size must be one of {SIZES} (config file ":size" argument), got {size!r}')
   config = r2tuning.base()
   config.data.dataset = 'synthetic'
   config.data.source = 'frames'

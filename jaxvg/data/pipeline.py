@@ -159,7 +159,8 @@ def make_loader(config, split: str, *, train: bool, num_epochs: int | None = Non
   if num_epochs < 0:
     num_epochs = UNBOUNDED_EPOCHS
   seed = config.seed if seed is None else seed
-  adapter = registry.get_task(config.task).make_data(config, train=train, seed=seed)
+  adapter = registry.get_task(config.task).make_data(config, train=train, seed=seed,
+                                                     process_count=process_count)
   repeat = int(config.data.get('repeat', 1)) if train else 1
   load_batch = LoadBatch(adapter=adapter, records=tuple(records), batch_size=batch_size,
                          batches_per_epoch=-(-len(records) * repeat // batch_size),

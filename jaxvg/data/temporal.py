@@ -59,8 +59,8 @@ class TemporalGroundingData:
   uniform_query_bucket: bool = False
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool = True
-                  ) -> 'TemporalGroundingData':
+  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
+                  process_count: int = 1) -> 'TemporalGroundingData':
     data = config.data
     features = frames = None
     if data.source == 'features':
@@ -74,12 +74,11 @@ class TemporalGroundingData:
       frames = FrameReader(frames_dir)
     else:
       raise UserError(f"data.source must be 'features' or 'frames', got {data.source!r}")
-    import jax
-    return cls(source=data.source, features=features, frames=frames, seed=config.seed,
+    return cls(source=data.source, features=features, frames=frames, seed=seed,
                t_buckets=tuple(data.t_buckets), l_buckets=tuple(data.l_buckets),
                max_windows=data.max_windows, truncate=bool(data.get('truncate', False)),
                exact_lengths=train and bool(config.model.get('official_padding', False)),
-               uniform_query_bucket=jax.process_count() > 1)
+               uniform_query_bucket=process_count > 1)
 
   def _num_clips(self, record: GroundingRecord) -> int:
     if self.source == 'features':

@@ -6,9 +6,12 @@ features  run the frozen CLIP over pre-decoded frames into the feature cache (ja
 import importlib
 import sys
 
+from jaxvg.errors import cli_boundary
+
 _COMMANDS = ('frames', 'features')
 
 
+@cli_boundary
 def main(argv: list[str]) -> int:
   if not argv or argv[0] not in _COMMANDS:
     print(__doc__.strip(), file=sys.stderr)

@@ -37,6 +37,11 @@ def base() -> ml_collections.ConfigDict:
   # across layers: ~20-30% faster per train step on CPU at about the same compile time,
   # docs/performance.md); 1 keeps one loop body (the smallest graph).
   c.model.scan_unroll = 0
+  # 'fused': the input maps as single ops with hand-written backward passes, the pooling
+  # re-associated through `Linear.dual`, a masked max that saves its argmax (the fast path,
+  # docs/performance.md); 'plain': the official composition as written (the reference path).
+  # The same parameters and numbers (tests/projects/r2tuning/test_fast_paths.py).
+  c.model.impl = 'fused'
 
   # Losses.
   c.loss = ml_collections.ConfigDict()

@@ -35,11 +35,10 @@ def dummy_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str,
       sample_mask=jnp.ones((batch_size,), bool))
 
 
-def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int
-              ) -> TemporalGroundingData:
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.seed = seed
-  return TemporalGroundingData.from_config(config, train=train)
+def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int,
+              process_count: int) -> TemporalGroundingData:
+  return TemporalGroundingData.from_config(config, train=train, seed=seed,
+                                           process_count=process_count)
 
 
 TASK = registry.Task(
