@@ -78,3 +78,25 @@ def test_postprocess_outputs_to_scored_rows():
   assert brief['m_vIoU'] == pytest.approx(100.0) and brief['m_tIoU'] == pytest.approx(100.0)
   row = tubes.postprocess_tubes(outputs, metadata, 'vidstg')[0]
   assert row['span'] == [4, 21]
+
+
+def test_plot_tube_draws_the_boxes(tmp_path):
+  """Thumbnails carry the predicted and GT boxes at the resized pixels; the PNG has its fixed
+  size."""
+  from PIL import Image
+  from jaxvg import plotting_tubes
+  record = _record('hcstvg')   # 100x100 frames, GT box [20, 30, 60, 90] on frames 10..19
+  frames = np.full((8, 50, 50, 3), 90, np.uint8)   # stored at half size
+  frame_ids = np.arange(0, 40, 5)
+  row = tubes.tube_row('q', (10, 19), np.array([10, 15]), np.array([[40., 40, 80, 80]] * 2),
+                       'hcstvg')
+  thumbs, picked = plotting_tubes.tube_thumbnails(row, frames, frame_ids, 100, 100,
+                                                  gt=record.to_json())
+  assert picked.tolist() == [10, 15]
+  assert tuple(thumbs[0, 20, 30]) == plotting_tubes.PRED_COLOUR   # top edge of [20, 20, 40, 40]
+  assert tuple(thumbs[0, 15, 10]) == plotting_tubes.GT_COLOUR     # top-left of [10, 15, 30, 45]
+  assert tuple(thumbs[0, 30, 30]) == (90, 90, 90)                 # inside: untouched
+  path = plotting_tubes.plot_tube(row, frames, frame_ids, width=100, height=100, num_frames=40,
+                                  fps=25.0, path=tmp_path / 'tube.png', gt=record.to_json(),
+                                  query='the red square')
+  assert Image.open(path).size == (plotting_tubes.WIDTH_PX, plotting_tubes.HEIGHT_PX)
