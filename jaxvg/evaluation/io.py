@@ -14,8 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from jaxvg.errors import UserError
 
-class EvaluationInputError(ValueError):
+
+class EvaluationInputError(UserError):
   """A submission or annotation that cannot be evaluated; the message says where and why."""
 
 

@@ -46,8 +46,8 @@ def test_matches_the_training_evaluation_path(predictor, trained_workdir, cache_
   config = predictor.config
   config.data.synthetic_root = str(cache_dir / 'synthetic')
   run = trainer.build_run(config)
-  state = trainer.restore_for_inference(run, str(trained_workdir), 'latest')
-  expected = trainer.predict_rows(run, state.params,
+  params = trainer.restore_params(run, str(trained_workdir), 'latest')
+  expected = trainer.predict_rows(run, params,
                                   data_lib.make_loader(config, 'val', train=False))
   paths = synthetic.ensure_synthetic(config.data.synthetic_root, 'tiny')
   with open(paths.val_file) as f:

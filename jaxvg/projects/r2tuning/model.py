@@ -2,7 +2,7 @@
 
 One weight-shared R² block refines the last K CLIP layers deepest first (an `nn.scan` over
 layers), then a temporal pyramid and shared conv heads predict per-point moment scores and
-boundaries. Follows the official code (r2tuning.md §2); `official_padding` switches between the
+boundaries. Follows the official code; `official_padding` switches between the
 official padded-length behaviour and a padding-invariant one.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
-from jaxvg.modules.fused import masked_max, norm_dropout_linear, relu_norm_dropout
+from jaxvg.projects.r2tuning.fused import masked_max, norm_dropout_linear, relu_norm_dropout
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
@@ -72,7 +72,7 @@ class InputMap(nn.Module):
   `tail` (…, E) holds extra input features (the TEF) that the official code concatenates to x;
   the first LN and Linear take them as a second part instead (same parameters, same math), so
   the concatenation of every token is never materialised. LN → Dropout → Linear run as one op
-  with a hand-written backward pass (`jaxvg.modules.fused`): the video map is the largest
+  with a hand-written backward pass (`jaxvg.projects.r2tuning.fused`): the video map is the largest
   computation of the R² step. `hidden` stops before the last Linear (`fc1`), for callers that
   only need linear functionals of the output (see `R2Step`).
   """

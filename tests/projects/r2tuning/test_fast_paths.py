@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Tuning
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Tuning
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear, dropout_keep_mask
 
 
@@ -103,7 +103,7 @@ def test_dropout_scales_kept_values_and_is_identity_when_deterministic():
 
 
 def test_unrolled_scan_equals_rolled_outputs_and_gradients():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4,
                       dropout=0.5))
   rng = np.random.default_rng(1)

@@ -6,14 +6,14 @@ import numpy as np
 import optax
 import pytest
 
-from jaxvg import configs
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Step, R2Tuning, make_points
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Step, R2Tuning, make_points
 from jaxvg.modules.droppath import DropPath
 
 
 def small_config(**model):
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4))
   c.model.update(model)
   return c
@@ -83,8 +83,8 @@ def count(c):
 
 
 def test_parameter_counts_match_the_official_model():
-  assert count(configs.r2tuning_base()) == 2_836_242
-  assert count(tvsum_config(configs.r2tuning_base())) == 1_846_281
+  assert count(r2_config.base()) == 2_836_242
+  assert count(tvsum_config(r2_config.base())) == 1_846_281
 
 
 def test_output_shapes(setup):
