@@ -1,4 +1,4 @@
-"""Frames for spatio-temporal grounding: which raw frames to keep, and frames resized without a crop.
+"""Frames for spatio-temporal grounding: which raw frames to keep; resizing without a crop.
 
 Boxes are annotated per raw (decoded) frame, so every stored frame keeps its raw index
 (`FrameReader.frame_ids`) and boxes map exactly. The sampling rules are the official CG-STVG ones

@@ -64,7 +64,8 @@ def _load_json(path: str, kind: type) -> Any:
 
 def _int(value: Any, field: str, where: str, minimum: int = 0) -> int:
   if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-    raise AnnotationError(f'{where}: field {field!r} must be an integer >= {minimum}, got {value!r}')
+    raise AnnotationError(f'{where}: field {field!r} must be an integer >= {minimum}, '
+                          f'got {value!r}')
   return value
 
 
@@ -295,7 +296,8 @@ def read_proposals(path: str) -> CandidateTubes:
   try:
     frame_ids = np.asarray([int(str(n).split('.')[0]) for n in names], np.int64)
   except ValueError:
-    raise AnnotationError(f"{path}: field 'sample_frames' must hold names like '00010.jpg'") from None
+    raise AnnotationError(
+        f"{path}: field 'sample_frames' must hold names like '00010.jpg'") from None
   tracks = _need(data, 'dino_sam2_proposals', path)
   if not isinstance(tracks, list):
     raise AnnotationError(f"{path}: field 'dino_sam2_proposals' must be a list of tracks")
@@ -310,7 +312,8 @@ def read_proposals(path: str) -> CandidateTubes:
     try:
       track_boxes = np.asarray(track_boxes, np.float32).reshape(len(track_boxes), 4)
     except (TypeError, ValueError):
-      raise AnnotationError(f'{where}: field bboxes must be one [[x1, y1, x2, y2]] per frame') from None
+      raise AnnotationError(
+          f'{where}: field bboxes must be one [[x1, y1, x2, y2]] per frame') from None
     if len(track_boxes) != len(frame_ids):
       raise AnnotationError(f"{where}: field bboxes has {len(track_boxes)} frames, "
                             f"'sample_frames' {len(frame_ids)}")
@@ -329,3 +332,38 @@ def read_proposals(path: str) -> CandidateTubes:
 def proposals_path(data_dir: str, vid: str) -> str:
   """`<data_dir>/dino_sam2_proposals/<vid without extension>.json`, as the official loader."""
   return os.path.join(data_dir, 'dino_sam2_proposals', vid.split('.')[0] + '.json')
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset routing: dataset name and split -> the file and reader.
+
+# dataset -> split -> candidate file names in anno_dir (the first existing one is read).
+STVG_SPLIT_FILES: dict[str, dict[str, tuple[str, ...]]] = {
+    'hcstvg': {'train': ('train.json',), 'test': ('test.json',)},
+    # The official v2 val split; CG-STVG's `annos/hcstvg_v2/test.json` is the same file.
+    'hcstvg2': {'train': ('train_v2.json', 'train.json'), 'val': ('val_v2.json', 'test.json')},
+    'vidstg': {s: (f'{s}_annotations.json',) for s in ('train', 'val', 'test')},
+    'synthetic_tubes': {s: (f'hcstvg_{s}.json',) for s in ('train', 'val')},
+}
+# dataset -> the evaluation protocol of `jaxvg.evaluation.evaluate`.
+STVG_PROTOCOLS = {'hcstvg': 'hcstvg', 'hcstvg2': 'hcstvg', 'vidstg': 'vidstg',
+                  'synthetic_tubes': 'hcstvg'}
+
+
+def read_stvg_split(dataset: str, anno_dir: str, split: str, *, vidor_dir: str | None = None,
+                    skip_bad: bool = False, **kwargs) -> TubeReadResult:
+  """Reads one split of an STVG dataset (`vidor_dir`: VidOR annotations, for VidSTG boxes)."""
+  if dataset not in STVG_SPLIT_FILES:
+    raise KeyError(f'unknown STVG dataset {dataset!r}; known: {sorted(STVG_SPLIT_FILES)}')
+  names = STVG_SPLIT_FILES[dataset].get(split)
+  if names is None:
+    raise KeyError(f'{dataset} has no split {split!r}; splits: '
+                   f'{sorted(STVG_SPLIT_FILES[dataset])}')
+  for name in names:
+    path = os.path.join(anno_dir, name)
+    if os.path.exists(path):
+      if dataset == 'vidstg':
+        return read_vidstg(path, vidor_dir=vidor_dir, skip_bad=skip_bad, **kwargs)
+      return read_hcstvg(path, skip_bad=skip_bad, **kwargs)
+  raise FileNotFoundError(f'no annotation file for {dataset}/{split} in {anno_dir!r}; looked '
+                          f'for {list(names)}')

@@ -15,13 +15,19 @@ Batch dict (B samples, T frames, H x W pixels, L text tokens):
   sample_mask (B,) bool
 Host metadata: qid, vid, query, frame_ids (B, T) raw indices, frame_mask, width, height,
 sample_mask: what `jaxvg.postprocess.tubes.postprocess_tubes` needs.
+
+`TubeData` wires both into the engine as a `jaxvg.registry.DataAdapter` (config.data:
+frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
+import ml_collections
 import numpy as np
 
+from jaxvg.data.frames import FrameReader
 from jaxvg.data.tubes import TubeRecord
 
 
@@ -78,12 +84,16 @@ def frame_bucket(length: int, buckets: Sequence[int]) -> int:
 
 
 def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[int],
-                  height: int, width: int, max_text_len: int = 0
+                  height: int, width: int, max_text_len: int = 0, length: int | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Static-shape batch and host metadata (see the module docstring); None = padding sample."""
+  """Static-shape batch and host metadata (see the module docstring); None = padding sample.
+
+  T is the bucket of `length` (the global batch's longest sample; default: these examples').
+  """
   real = [e for e in examples if e is not None]
   b = len(examples)
-  t = frame_bucket(max([len(e['frame_ids']) for e in real], default=1), frame_buckets)
+  longest = max([len(e['frame_ids']) for e in real], default=1)
+  t = frame_bucket(max(longest, length or 0), frame_buckets)
   batch = {
       'frames': np.zeros((b, t, height, width, 3), np.uint8),
       'pixel_mask': np.zeros((b, height, width), bool),
@@ -119,3 +129,52 @@ def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[in
   meta['frame_mask'] = batch['frame_mask']
   meta['sample_mask'] = batch['sample_mask']
   return batch, meta
+
+
+@dataclasses.dataclass(frozen=True)
+class TubeData:
+  """The `jaxvg.registry.DataAdapter` of tube tasks over pre-decoded STVG frames. Picklable.
+
+  Attributes:
+    frames: reader of a `jaxvg.prepare stvg_frames` directory (frames keep their raw index).
+    seed: data seed; the temporal crop draws from (seed, epoch, index).
+    max_frames: frames per sample at most (int(linspace) subsampling beyond).
+    frame_buckets: static T values.
+    height, width: the static frame size every batch is padded to.
+    crop_prob: probability of CG-STVG's temporal crop (training only; 0 at evaluation).
+    max_text_len: static token length when examples carry `tokens` (0: text in metadata only).
+  """
+  frames: FrameReader
+  seed: int
+  max_frames: int
+  frame_buckets: tuple[int, ...]
+  height: int
+  width: int
+  crop_prob: float = 0.0
+  max_text_len: int = 0
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int
+                  ) -> 'TubeData':
+    data = config.data
+    return cls(frames=FrameReader(data.frames_dir), seed=seed, max_frames=data.max_frames,
+               frame_buckets=tuple(data.frame_buckets), height=data.height, width=data.width,
+               crop_prob=float(data.get('crop_prob', 0.0)) if train else 0.0,
+               max_text_len=int(data.get('max_text_len', 0)))
+
+  def length(self, record: TubeRecord) -> int:
+    return min(self.frames.num_frames(record.video_key), self.max_frames)
+
+  def example(self, record: TubeRecord, *, epoch: int, index: int) -> dict[str, Any]:
+    rng = np.random.default_rng([self.seed, epoch, index])
+    frame_ids = self.frames.frame_ids(record.video_key)
+    if frame_ids is None:
+      raise ValueError(f'{self.frames.path}: {record.video_key!r} has no raw frame indices '
+                       '(prepare it with `python -m jaxvg.prepare stvg_frames`)')
+    return make_tube_example(record, self.frames.read(record.video_key), frame_ids,
+                             max_frames=self.max_frames, crop_prob=self.crop_prob, rng=rng)
+
+  def collate(self, examples: Sequence[dict | None], length: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    return collate_tubes(examples, frame_buckets=self.frame_buckets, height=self.height,
+                         width=self.width, max_text_len=self.max_text_len, length=length)

@@ -42,9 +42,9 @@ def rendered(tmp_path_factory):
     frames[f, y1:y2, x1:x2] = (230, 20, 20)
   (root / 'videos').mkdir()
   synthetic_tubes.write_video(str(root / 'videos' / 'clip_a.mp4'), frames, RAW_FPS)
-  record = TubeRecord(vid='clip_a.mp4', qid='clip_a.mp4', query='the red box', num_frames=NUM_FRAMES,
-                      fps=RAW_FPS, width=W, height=H, span=np.array([0, NUM_FRAMES]),
-                      box_frames=np.arange(NUM_FRAMES),
+  record = TubeRecord(vid='clip_a.mp4', qid='clip_a.mp4', query='the red box',
+                      num_frames=NUM_FRAMES, fps=RAW_FPS, width=W, height=H,
+                      span=np.array([0, NUM_FRAMES]), box_frames=np.arange(NUM_FRAMES),
                       boxes=np.stack([_box(f) for f in range(NUM_FRAMES)]))
   return root, record
 

@@ -158,7 +158,8 @@ def test_real_vidstg_sentence_files():
     path = os.path.join(directory, f'{split}_annotations.json')
     result = stvg_readers.read_vidstg(path)
     types = [r.sentence_type for r in result.records]
-    assert result.num_skipped == 0 and len({r.source.split(':')[1] for r in result.records}) == entries
+    assert result.num_skipped == 0
+    assert len({r.source.split(':')[1] for r in result.records}) == entries
     assert (types.count('declarative'), types.count('interrogative')) == (decl, inter)
     at_end = [r for r in result.records if r.span[1] == r.num_frames]
     assert at_end and all(r.segment[1] == r.num_frames for r in at_end)

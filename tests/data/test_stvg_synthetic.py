@@ -1,4 +1,4 @@
-"""The synthetic tube benchmark: deterministic, readable by the real readers, and it needs the query:
+"""The synthetic tube benchmark: deterministic, readable by the real readers, needing the query:
 a query-blind 'largest shape' reference scores far below an oracle that reads the query."""
 import filecmp
 import json

@@ -1,6 +1,8 @@
 """Tube examples end to end on the synthetic tube benchmark: prepared frames -> examples -> a
 static-shape batch -> (the batch's own targets as predictions) -> post-processing -> the STVG
 metric gives exactly what the sampling allows; padding samples and frames are masked."""
+import os
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,28 @@ def test_padding_invariance(prepared):
   with pytest.raises(ValueError, match='exceed the largest frame bucket'):
     tube_examples.collate_tubes(_examples(records[:1], reader, max_frames=40),
                                 frame_buckets=(16,), height=48, width=64)
+
+
+def test_tube_data_adapter(prepared):
+  """The DataAdapter: picklable, examples a function of (seed, epoch, index), the bucket from the
+  global batch's length, records routed by dataset name."""
+  import pickle
+  import ml_collections
+  records, reader = prepared
+  config = ml_collections.ConfigDict({'data': {
+      'frames_dir': reader.path, 'max_frames': 40, 'frame_buckets': (16, 48), 'height': 48,
+      'width': 72, 'crop_prob': 1.0}})
+  adapter = pickle.loads(pickle.dumps(tube_examples.TubeData.from_config(config, train=True,
+                                                                         seed=5)))
+  record = records[1]
+  assert adapter.length(record) == 40
+  a = adapter.example(record, epoch=2, index=7)
+  again = adapter.example(record, epoch=2, index=7)
+  np.testing.assert_array_equal(a['frame_ids'], again['frame_ids'])
+  others = {tuple(adapter.example(record, epoch=e, index=7)['frame_ids']) for e in range(6)}
+  assert len(others) > 1   # the crop changes with the epoch
+  batch, meta = adapter.collate([a, None], length=40)
+  assert batch['frames'].shape[:2] == (2, 48) and meta['qid'][0] == record.qid
+  root = os.path.dirname(reader.path)
+  read = stvg_readers.read_stvg_split('synthetic_tubes', os.path.join(root, 'tubes-tiny-v1'), 'val')
+  assert [r.qid for r in read.records] == [r.qid for r in records]
