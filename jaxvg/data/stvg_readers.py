@@ -182,11 +182,14 @@ def _fid_range(entry: dict, field: str, where: str) -> tuple[int, int]:
 
 
 def parse_vidstg_entry(entry: Any, where: str, *, trajectory_file: str | None = None,
-                       sentence_types: Sequence[str] = ('declarative', 'interrogative')
-                       ) -> list[TubeRecord]:
+                       sentence_types: Sequence[str] = ('declarative', 'interrogative'),
+                       cgstvg_inclusive_end: bool = False) -> list[TubeRecord]:
   """One entry of a VidSTG `*_annotations.json` list: one record per caption and question.
 
   Without `trajectory_file` the records carry no boxes (the public sentence files have none).
+  `cgstvg_inclusive_end` reproduces CG-STVG (`datasets/vidstg.py`), which reads `end_fid` as
+  inclusive and clips it to the used segment: one frame more than the half-open annotation
+  wherever `end_fid` < `frame_count`. Off by default (the file's convention).
   """
   if not isinstance(entry, dict):
     raise AnnotationError(f'{where}: expected a JSON object, got {type(entry).__name__}')
@@ -202,6 +205,8 @@ def parse_vidstg_entry(entry: Any, where: str, *, trajectory_file: str | None = 
   if not (seg_begin <= begin < end <= seg_last + 1 <= num_frames) or fps <= 0:
     raise AnnotationError(f"{where}: field 'temporal_gt' [{begin}, {end}) must lie in "
                           f"'used_segment' [{seg_begin}, {seg_last}] within {num_frames} frames")
+  if cgstvg_inclusive_end:
+    end = min(end, seg_last) + 1
   records = []
   for field, sentence_type in SENTENCE_FIELDS:
     if sentence_type not in sentence_types:
@@ -234,13 +239,14 @@ def parse_vidstg_entry(entry: Any, where: str, *, trajectory_file: str | None = 
 
 def read_vidstg(path: str, *, vidor_dir: str | None = None,
                 trajectories: Mapping[str, str] | None = None, skip_bad: bool = False,
-                sentence_types: Sequence[str] = ('declarative', 'interrogative')
-                ) -> TubeReadResult:
+                sentence_types: Sequence[str] = ('declarative', 'interrogative'),
+                cgstvg_inclusive_end: bool = False) -> TubeReadResult:
   """A VidSTG sentence file, joined with VidOR trajectory files (from `vidor_dir`, searched
   recursively, or an explicit `trajectories` {vid: path}) for the boxes.
 
   Without either, records carry the temporal ground truth only. An entry whose video has no
-  trajectory file is malformed (raised, or skipped and counted).
+  trajectory file is malformed (raised, or skipped and counted). `cgstvg_inclusive_end`: see
+  `parse_vidstg_entry`.
   """
   data = _load_json(path, list)
   if vidor_dir is not None and trajectories is None:
@@ -254,7 +260,8 @@ def read_vidstg(path: str, *, vidor_dir: str | None = None,
       if trajectory_file is None:
         raise AnnotationError(f"{where}: field 'vid': no VidOR trajectory file for {vid!r}")
     return parse_vidstg_entry(entry, where, trajectory_file=trajectory_file,
-                              sentence_types=sentence_types)
+                              sentence_types=sentence_types,
+                              cgstvg_inclusive_end=cgstvg_inclusive_end)
   return _collect(((f'{path}:{i}', entry) for i, entry in enumerate(data)), parse, skip_bad)
 
 

@@ -84,3 +84,23 @@ def postprocess_tubes(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, 
     qid = qid.item() if isinstance(qid, np.generic) else qid
     rows.append(tube_row(qid, (raw[first], raw[last]), raw, boxes, convention))
   return rows
+
+
+def hcstvg_challenge_format(rows: list[dict], vids: Mapping[Any, str], *,
+                            one_based: bool = True) -> dict[str, dict]:
+  """HC-STVG rows -> the challenge file `{vid: {st_frame, ed_frame, bbox: {frame: xyxy}}}` of
+  `tzhhhh123/HC-STVG` `eval_hcvg.py` (inclusive st..ed).
+
+  Its evaluator counts a frame in the temporal intersection when both files hold a box there, so
+  boxes are kept inside the predicted span only. `one_based`: frames numbered like the
+  annotation's `st_frame` (1-based) [assumed: the challenge ground truth file is not public].
+  vids: qid -> video name (the key of the file).
+  """
+  shift = int(one_based)
+  out = {}
+  for row in rows:
+    start, end = row['span']
+    boxes = {str(f + shift): box for f, box in zip(row['frame_ids'], row['boxes'])
+             if start <= f <= end}
+    out[vids[row['qid']]] = {'st_frame': start + shift, 'ed_frame': end + shift, 'bbox': boxes}
+  return out

@@ -1,6 +1,7 @@
 """STVG frames: the official sampling rules, a box drawn into a rendered video found at the same
 (rescaled) pixels after preparation at several sample rates, and TFDS reading the same frames as
 FrameReader for both the STVG and the temporal-grounding frame directories."""
+import grain
 import numpy as np
 import pytest
 
@@ -79,11 +80,12 @@ def _assert_tfds_equal(root):
   source = tfds_frames.data_source(root)
   starts = tfds_frames.offsets({v: {'num_frames': reader.num_frames(v)} for v in reader.keys()})
   assert len(source) == sum(reader.num_frames(v) for v in reader.keys())
+  by_grain = grain.MapDataset.source(source)   # random access as the Grain pipeline reads
   for vid in reader.keys():
     frames = reader.read(vid)
     ids = reader.frame_ids(vid)
     for i, frame in enumerate(frames):
-      example = source[starts[vid] + i]
+      example = by_grain[starts[vid] + i]
       assert example['vid'].decode() == vid and example['index'] == i
       assert example['frame_id'] == (-1 if ids is None else ids[i])
       np.testing.assert_array_equal(example['image'], frame)

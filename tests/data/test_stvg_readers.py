@@ -70,7 +70,7 @@ def test_hcstvg_bad_entries_named_and_skippable(tmp_path, field, value, message)
   assert len(result.records) == 1 and result.num_skipped == 1 and message in result.errors[0]
 
 
-def _vidstg_entry(vid='2401075277', begin=3, end=6, frame_count=6):
+def _vidstg_entry(begin=3, end=6, vid='2401075277', frame_count=6):
   return {
       'vid': vid, 'fps': 29.97, 'frame_count': frame_count, 'width': 640, 'height': 360,
       'subject/objects': [{'tid': 0, 'category': 'adult'}, {'tid': 1, 'category': 'dog'}],
@@ -116,6 +116,12 @@ def test_vidstg_half_open_both_sentence_types(tmp_path):
   assert len({r.qid for r in result.records}) == 3
   only = stvg_readers.read_vidstg(path, sentence_types=('declarative',))
   assert len(only.records) == 1 and only.records[0].box_frames.size == 0
+  # CG-STVG's reading: end_fid inclusive, clipped to the used segment [1, 5].
+  cg = stvg_readers.read_vidstg(_write(tmp_path / 'cg.json', [_vidstg_entry(3, 4)]),
+                                vidor_dir=str(tmp_path / 'vidor'), cgstvg_inclusive_end=True)
+  assert cg.records[0].span.tolist() == [3, 5] and cg.records[0].box_frames.tolist() == [3, 4]
+  cg = stvg_readers.read_vidstg(path, cgstvg_inclusive_end=True)
+  assert cg.records[0].span.tolist() == [3, 6]   # end_fid = frame_count: clipped back
 
 
 def test_vidstg_bad_entries(tmp_path):

@@ -100,3 +100,13 @@ def test_plot_tube_draws_the_boxes(tmp_path):
                                   fps=25.0, path=tmp_path / 'tube.png', gt=record.to_json(),
                                   query='the red square')
   assert Image.open(path).size == (plotting_tubes.WIDTH_PX, plotting_tubes.HEIGHT_PX)
+
+
+def test_hcstvg_challenge_format():
+  row = tubes.tube_row('q', (3, 5), np.array([2, 6]), np.array([[0., 0, 4, 4], [4, 4, 8, 8]]),
+                       'hcstvg')
+  out = tubes.hcstvg_challenge_format([row], {'q': '1_a.mp4'})
+  entry = out['1_a.mp4']
+  assert (entry['st_frame'], entry['ed_frame']) == (4, 6)   # 1-based, inclusive
+  assert sorted(entry['bbox'], key=int) == ['4', '5', '6']   # raw frames 3..5 only
+  np.testing.assert_allclose(entry['bbox']['5'], [2, 2, 6, 6])   # raw frame 4, interpolated
