@@ -16,6 +16,7 @@ is skipped and counted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -149,11 +150,16 @@ def index_trajectories(vidor_dir: str) -> dict[str, str]:
   return out
 
 
+@functools.lru_cache(maxsize=8)
+def _trajectories(trajectory_file: str) -> list:
+  """The per-frame object lists of a VidOR file (cached: consecutive entries share videos)."""
+  return _need(_load_json(trajectory_file, dict), 'trajectories', trajectory_file)
+
+
 def trajectory_boxes(trajectory_file: str, tid: int, begin: int, end: int
                      ) -> tuple[np.ndarray, np.ndarray]:
   """Raw frames in [begin, end) where VidOR trajectory `tid` has a box, and those xyxy boxes."""
-  data = _load_json(trajectory_file, dict)
-  frames = _need(data, 'trajectories', trajectory_file)
+  frames = _trajectories(trajectory_file)
   ids, boxes = [], []
   for fid in range(begin, min(end, len(frames))):
     for obj in frames[fid]:

@@ -3,6 +3,7 @@ index of every stored frame (see jaxvg.data.stvg_frames).
 
   stvg_frames --videos DIR --annotations FILE --dataset hcstvg|vidstg (--sample-fps F |
               --num-frames N) --out DIR [--short-side 420] [--max-ratio 1.4] [--format jpeg|raw]
+  stvg_frames synthetic [--root DIR] [--size default|tiny] [--sample-fps 3.2] [--short-side 120]
 
 HC-STVG videos are the files named by the annotation keys; VidSTG videos are found by video id
 anywhere under --videos (VidOR's <folder>/<vid>.mp4). Frames are sampled inside each record's
@@ -67,7 +68,36 @@ def prepare_stvg_frames(videos: str, records: list[TubeRecord], out: str, *,
           'total_in_index': len(index)}
 
 
+def ensure_synthetic_tube_frames(root: str = '', size: str = 'default', *,
+                                 sample_fps: float = 3.2, short_side: int = 120,
+                                 max_ratio: float = 1.4) -> str:
+  """The synthetic tube benchmark (generated if missing) and its frames, train and val videos in
+  `<benchmark>/frames-fps<sample_fps>-s<short_side>` (prepared if missing); returns that path."""
+  from jaxvg.data import synthetic_tubes
+  paths = synthetic_tubes.ensure_synthetic_tubes(root, size)
+  out = os.path.join(paths.root, f'frames-fps{sample_fps:g}-s{short_side}')
+  if not os.path.exists(os.path.join(out, frames_lib.INDEX_FILE)):
+    records = [r for f in (paths.train_file, paths.val_file)
+               for r in stvg_readers.read_hcstvg(f).records]
+    summary = prepare_stvg_frames(paths.videos_dir, records, out, sample_fps=sample_fps,
+                                  short_side=short_side, max_ratio=max_ratio)
+    if summary['failed']:
+      raise RuntimeError(f'synthetic tube frames failed: {summary["failed"]}')
+  return out
+
+
 def main(argv: list[str]) -> int:
+  if argv and argv[0] == 'synthetic':
+    from jaxvg.data import synthetic_tubes
+    parser = argparse.ArgumentParser(prog='jaxvg.prepare stvg_frames synthetic')
+    parser.add_argument('--root', default=synthetic_tubes.default_root())
+    parser.add_argument('--size', default='default', choices=sorted(synthetic_tubes.SIZES))
+    parser.add_argument('--sample-fps', type=float, default=3.2)
+    parser.add_argument('--short-side', type=int, default=120)
+    args = parser.parse_args(argv[1:])
+    print(ensure_synthetic_tube_frames(args.root, args.size, sample_fps=args.sample_fps,
+                                       short_side=args.short_side))
+    return 0
   parser = argparse.ArgumentParser(prog='jaxvg.prepare stvg_frames', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--videos', required=True)
