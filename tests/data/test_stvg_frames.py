@@ -1,6 +1,9 @@
 """STVG frames: the official sampling rules, a box drawn into a rendered video found at the same
 (rescaled) pixels after preparation at several sample rates, and TFDS reading the same frames as
 FrameReader for both the STVG and the temporal-grounding frame directories."""
+import json
+import pathlib
+
 import grain
 import numpy as np
 import pytest
@@ -27,6 +30,16 @@ def test_fps_rule_hand_values():
   assert stvg_frames.sample_ids((10, 13), 25.0, num_samples=4).tolist() == [10, 11, 12]
   assert stvg_frames.resized_shape(360, 640, 420, 1.4) == (420, 588)
   assert stvg_frames.resized_shape(640, 360, 420, 1.4) == (588, 420)
+
+
+def test_sampling_matches_official():
+  """Fixture made by running CG-STVG's make_hcstvg_input_clip / make_vidstg_input_clip."""
+  fixture = pathlib.Path(__file__).parents[1] / 'fixtures' / 'stvg_sampling.json'
+  for case in json.loads(fixture.read_text())['cases']:
+    rule = ({'sample_fps': case['sample_fps']} if case['rule'] == 'fps'
+            else {'num_samples': case['num_samples']})
+    ids = stvg_frames.sample_ids(case['segment'], case.get('video_fps', 30.0), **rule)
+    assert ids.tolist() == case['frame_ids'], case['segment']
 
 
 def _box(f):
@@ -118,7 +131,6 @@ def test_tfds_reads_temporal_frames(rendered, tmp_path):
 
 def test_first_layout_still_read(tmp_path):
   """Files of the first layout (JSON header record, raw frame bytes, no sidecar) read as before."""
-  import json
   from array_record.python import array_record_module
   frames = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3), np.uint8)
   (tmp_path / 'videos').mkdir()
