@@ -2,13 +2,15 @@
 
 frames    decode videos with PyAV into pre-decoded frame shards (jaxvg.prepare.frames)
 features  run the frozen CLIP over pre-decoded frames into the feature cache (jaxvg.prepare.features)
+stvg_frames  STVG frames at the HC-STVG / VidSTG sampling rules, raw frame indices kept
+          (jaxvg.prepare.stvg_frames)
 """
 import importlib
 import sys
 
 from jaxvg.errors import cli_boundary
 
-_COMMANDS = ('frames', 'features')
+_COMMANDS = ('frames', 'features', 'stvg_frames')
 
 
 @cli_boundary
