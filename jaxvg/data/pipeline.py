@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import grain
 import numpy as np
 
-from jaxvg.data import readers
+from jaxvg.data import readers, stvg_readers
 from jaxvg.data.records import GroundingRecord
 from jaxvg.data.temporal import pick_bucket  # noqa: F401  (re-exported for the predictor)
 from jaxvg.errors import UserError
@@ -112,9 +112,17 @@ class Loader:
 
 def load_records(config, split: str, *, train: bool, skip_bad: bool = False
                  ) -> list[GroundingRecord]:
-  """The split's records; `data.min_video_len` filters training splits (as the official)."""
+  """The split's records (`GroundingRecord`s, or `TubeRecord`s for STVG datasets);
+  `data.min_video_len` filters temporal training splits (as the official R²-Tuning)."""
   data = config.data
   anno_dir = data.anno_dir
+  if data.dataset in stvg_readers.STVG_PROTOCOLS:
+    if data.dataset == 'synthetic_tubes':
+      from jaxvg.data import synthetic_tubes
+      anno_dir = synthetic_tubes.ensure_synthetic_tubes(
+          data.get('synthetic_root', ''), data.get('synthetic_size', 'default')).root
+    return stvg_readers.read_stvg_split(data.dataset, anno_dir, split, skip_bad=skip_bad,
+                                        vidor_dir=data.get('vidor_dir', '') or None).records
   if data.dataset == 'synthetic':
     from jaxvg.data import synthetic
     anno_dir = synthetic.paths_for(config).anno_dir

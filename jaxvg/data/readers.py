@@ -101,7 +101,9 @@ def evaluation_protocol(config) -> tuple[str, str]:
   """(protocol, primary metric) of the config's dataset; `config.eval.primary_metric`, when
   set, overrides the protocol's selection metric."""
   from jaxvg import evaluation
-  protocol = get_spec(config.data.dataset).evaluation
+  from jaxvg.data.stvg_readers import STVG_PROTOCOLS
+  name = config.data.dataset
+  protocol = STVG_PROTOCOLS[name] if name in STVG_PROTOCOLS else get_spec(name).evaluation
   return protocol, config.eval.get('primary_metric', '') or evaluation.PRIMARY_METRIC[protocol]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxvg.data.readers import _need, _number
 from jaxvg.data.records import AnnotationError
+from jaxvg.errors import UserError
 from jaxvg.data.tubes import TubeRecord, sanitize_boxes, xywh_to_xyxy
 
 HCSTVG_CLIP_SECONDS = 20.0  # Every HC-STVG clip is 20 s long (img_num = fps x 20) [data].
@@ -367,10 +368,10 @@ def read_stvg_split(dataset: str, anno_dir: str, split: str, *, vidor_dir: str |
                     skip_bad: bool = False, **kwargs) -> TubeReadResult:
   """Reads one split of an STVG dataset (`vidor_dir`: VidOR annotations, for VidSTG boxes)."""
   if dataset not in STVG_SPLIT_FILES:
-    raise KeyError(f'unknown STVG dataset {dataset!r}; known: {sorted(STVG_SPLIT_FILES)}')
+    raise UserError(f'unknown STVG dataset {dataset!r}; known: {sorted(STVG_SPLIT_FILES)}')
   names = STVG_SPLIT_FILES[dataset].get(split)
   if names is None:
-    raise KeyError(f'{dataset} has no split {split!r}; splits: '
+    raise UserError(f'{dataset} has no split {split!r}; splits: '
                    f'{sorted(STVG_SPLIT_FILES[dataset])}')
   for name in names:
     path = os.path.join(anno_dir, name)
@@ -378,5 +379,5 @@ def read_stvg_split(dataset: str, anno_dir: str, split: str, *, vidor_dir: str |
       if dataset == 'vidstg':
         return read_vidstg(path, vidor_dir=vidor_dir, skip_bad=skip_bad, **kwargs)
       return read_hcstvg(path, skip_bad=skip_bad, **kwargs)
-  raise FileNotFoundError(f'no annotation file for {dataset}/{split} in {anno_dir!r}; looked '
+  raise UserError(f'no annotation file for {dataset}/{split} in {anno_dir!r}; looked '
                           f'for {list(names)}')

@@ -154,8 +154,9 @@ class TubeData:
   max_text_len: int = 0
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int
-                  ) -> 'TubeData':
+  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
+                  process_count: int = 1) -> 'TubeData':
+    del process_count  # every shape is static (frame bucket from the global batch, fixed H×W)
     data = config.data
     return cls(frames=FrameReader(data.frames_dir), seed=seed, max_frames=data.max_frames,
                frame_buckets=tuple(data.frame_buckets), height=data.height, width=data.width,
