@@ -29,3 +29,13 @@ def tiny_synthetic_config(synthetic_root: str, **overrides: Any) -> ml_collectio
   """The tiny synthetic R²-Tuning config on the session's generated benchmark."""
   return load_config('r2tuning/synthetic.py:tiny', **{'data.synthetic_root': synthetic_root,
                                                       **overrides})
+
+
+def small_r2tuning_config(**model: Any) -> ml_collections.ConfigDict:
+  """R²-Tuning at tiny widths (dims 32, CLIP widths 16/12, 5 tokens, 4 heads) for model tests;
+  `model` overrides fields of `config.model`."""
+  from jaxvg.projects.r2tuning import config as r2_config
+  c = r2_config.base()
+  c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4))
+  c.model.update(model)
+  return c

@@ -5,14 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvg import registry
-from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg_testing import small_r2tuning_config
 from jaxvg.train import optim, step as step_lib
 from jaxvg.train.state import TrainState
 
 
 def _small_config():
-  c = r2_config.base()
-  c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4))
+  c = small_r2tuning_config()
   c.data.update(dict(t_buckets=(16,), l_buckets=(6,), max_windows=2))
   c.optim.warmup_steps = 0
   return c
