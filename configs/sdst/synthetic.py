@@ -5,12 +5,15 @@ frames through a tiny random CLIP inside the step, its last K layers pooled per 
   python -m jaxvg.main --config configs/sdst/synthetic.py --workdir runs/sdst_synthetic
   python -m jaxvg.main --config configs/sdst/synthetic.py:tiny ...   (tests, notebooks)
 """
-import ml_collections
-
 from jaxvg.projects.sdst import config as sdst_config
 
 
+SIZES = ('default', 'tiny')
+
+
 def get_config(size: str = 'default'):
+  if size not in SIZES:
+    raise ValueError(f'size must be one of {SIZES} (config file ":size" argument), got {size!r}')
   config = sdst_config.base()
   config.data.dataset = 'synthetic'
   config.data.source = 'frames'
@@ -20,7 +23,7 @@ def get_config(size: str = 'default'):
   config.data.t_buckets = (8, 16, 32)
   config.data.l_buckets = (77,)
   config.data.max_windows = 2
-  config.clip = ml_collections.ConfigDict(dict(arch='tiny', path=''))
+  config.clip.arch = 'tiny'
   m = config.model
   m.video_dims = m.query_dims = 64
   m.num_tokens = 50                 # CLIP tokens per frame, pooled by clip_pooling.

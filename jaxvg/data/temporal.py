@@ -17,6 +17,7 @@ import numpy as np
 from jaxvg.data import targets as targets_lib
 from jaxvg.data.features import FeatureCache
 from jaxvg.data.frames import FrameReader
+from jaxvg.data.internvideo2 import InternVideo2Features
 from jaxvg.data.records import GroundingRecord
 from jaxvg.errors import UserError
 
@@ -37,7 +38,10 @@ class TemporalGroundingData:
 
   Attributes:
     source: 'features' (cached CLIP features) or 'frames' (pre-decoded frames + token ids).
-    features / frames: the open feature cache or frame reader of that source.
+    features / frames: the open feature cache or frame reader of that source: R²-Tuning's CLIP
+      caches (video (T, K, P, Dv)) or, with `data.feature_format='internvideo2'`, the SDST
+      release (video (T, K, Dv), `jaxvg.data.internvideo2`); the batch's video takes the
+      cache's per-clip shape.
     seed: data seed; positive clips are drawn from (seed, epoch, index).
     t_buckets, l_buckets: static lengths of the video (clips) and query (tokens) axes.
     max_windows: ground-truth windows per sample.
@@ -48,7 +52,7 @@ class TemporalGroundingData:
       different queries, and only the largest bucket is sure to agree across them).
   """
   source: str
-  features: FeatureCache | None
+  features: FeatureCache | InternVideo2Features | None
   frames: FrameReader | None
   seed: int
   t_buckets: tuple[int, ...]
@@ -64,7 +68,14 @@ class TemporalGroundingData:
     data = config.data
     features = frames = None
     if data.source == 'features':
-      features = FeatureCache.from_config(config)
+      feature_format = data.get('feature_format', 'clip')
+      if feature_format == 'internvideo2':
+        features = InternVideo2Features.from_config(config)
+      elif feature_format == 'clip':
+        features = FeatureCache.from_config(config)
+      else:
+        raise UserError(f"data.feature_format must be 'clip' or 'internvideo2', got "
+                        f'{feature_format!r}')
     elif data.source == 'frames':
       if data.dataset == 'synthetic':
         from jaxvg.data import synthetic
@@ -134,11 +145,9 @@ class TemporalGroundingData:
         'sample_mask': np.array([s is not None for s in examples]),
     }
     if self.source == 'features':
-      k, p, dv = self.features.video_shape
-      k, dq = self.features.query_shape
       l_len = self._query_length(real)
-      batch['video'] = np.zeros((bsz, t_len, k, p, dv), np.float16)
-      batch['query'] = np.zeros((bsz, l_len, k, dq), np.float16)
+      batch['video'] = np.zeros((bsz, t_len) + self.features.video_shape, np.float16)
+      batch['query'] = np.zeros((bsz, l_len) + self.features.query_shape, np.float16)
       batch['query_mask'] = np.zeros((bsz, l_len), bool)
     else:
       size = real[0]['video'].shape[1] if real else 224

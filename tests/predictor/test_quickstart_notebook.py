@@ -27,6 +27,7 @@ def test_quickstart_runs_end_to_end(cache_dir, tmp_path, monkeypatch):
   text = '\n'.join(o.get('text', '') for o in outputs)
   assert 'config: configs/r2tuning/synthetic.py:tiny' in text
   assert "mesh: {'data':" in text
+  assert 'R²-Tuning ' in text and 'SDST ' in text            # the SDST comparison table
   assert "query 0: 'a red circle appears'" in text and "query 1: 'the blue square grows'" in text
   images = [o for o in outputs if 'image/png' in o.get('data', {})]
   assert len(images) == 1

@@ -83,8 +83,9 @@ def base() -> ml_collections.ConfigDict:
   d.feature_format = 'internvideo2'   # '.npz' per video/query (§3); 'clip' = R²'s CLIP caches.
   d.anno_dir = ''
   d.feature_dir = ''
-  d.video_feature_dir = ''
-  d.query_feature_dir = ''
+  d.video_feature_dir = ''         # overrides <feature_dir>/internvideo2_vid
+  d.query_feature_dir = ''         # overrides <feature_dir>/internvideo2_txt
+  d.frames_dir = ''
   d.normalize_features = True       # L2-normalise each vector [assumed] (Moment-DETR loaders).
   d.train_split = 'train'
   d.val_split = 'val'
@@ -119,6 +120,7 @@ def base() -> ml_collections.ConfigDict:
   tr.checkpoint_every = 500
   tr.keep_checkpoints = 2
   tr.max_steps = -1
+  tr.ema_decay = 0.0
 
   e = c.eval = ml_collections.ConfigDict()
   e.dataset = 'qvhighlights'
@@ -127,4 +129,9 @@ def base() -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1
   c.mesh.model = 1
+
+  # Frozen CLIP: only used when data.source == 'frames' (CLIP tokens pooled per clip).
+  c.clip = ml_collections.ConfigDict()
+  c.clip.arch = 'ViT-B/32'
+  c.clip.path = ''
   return c

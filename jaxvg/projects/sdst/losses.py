@@ -129,6 +129,10 @@ def alignment_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   pos_clip = batch['pos_clip'].astype(jnp.int32).reshape(b)
   pos = video_emb[jnp.arange(b), :, pos_clip]                             # (B, K, F)
   sample_mask = _sample_mask(batch, b)
+  # Padding samples are excluded by the masks; a constant stand-in keeps the normalisation's
+  # gradient finite (their pooled text is exactly zero).
+  keep = sample_mask[:, None, None]
+  pos, text_emb = jnp.where(keep, pos, 1.0), jnp.where(keep, text_emb, 1.0)
   along_batch = info_nce_loss(jnp.swapaxes(pos, 0, 1), jnp.swapaxes(text_emb, 0, 1),
                               jnp.broadcast_to(sample_mask, (k, b)), temperature)
   along_layers = info_nce_loss(pos, text_emb, jnp.broadcast_to(sample_mask[:, None], (b, k)),

@@ -30,7 +30,7 @@ from jaxvg.modules import init
 from jaxvg.modules.attention import MultiHeadAttention
 from jaxvg.modules.deformable import DeformableSpanAttention, ReferenceDeformableSelfAttention
 from jaxvg.modules.droppath import DropPath
-from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity
+from jaxvg.modules.layers import Dropout, LayerNorm, Linear
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.transformer import DecoderLayer, FeedForward
@@ -169,7 +169,7 @@ class SDSTStep(nn.Module):
     else:
       raise ValueError(f"config.model.text_pooling must be 'mean' or 'attention', got "
                        f'{cfg.text_pooling!r}')
-    saliency = jnp.where(video_mask, cosine_similarity(new_dense, text_emb[:, None]), 0.0)
+    saliency = jnp.where(video_mask, masked_cosine(new_dense, text_emb[:, None]), 0.0)
     next_spans = jax.lax.stop_gradient(new_spans) if cfg.detach_spans else new_spans
     step = dict(logits=logits, spans=new_spans, actionness=actionness, saliency=saliency,
                 video_emb=v, text_emb=text_emb)
@@ -239,6 +239,16 @@ class SDST(nn.Module):
     outputs['saliency'] = outputs['saliency_steps'][:, -1]
     outputs.update(dense=dense, video_mask=video_mask)
     return outputs
+
+
+def masked_cosine(a: jax.Array, b: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """Cosine similarity along the last axis whose gradient stays finite at zero vectors.
+
+  Padded clips and the pooled text of a padding sample are exactly zero here; the norm's
+  gradient there is 0/0, which `jnp.where` masks in value but not in gradient (NaN · 0).
+  """
+  norm2 = jnp.square(a).sum(-1) * jnp.square(b).sum(-1)
+  return (a * b).sum(-1) / jnp.sqrt(jnp.maximum(norm2, eps * eps))
 
 
 def _uniform_span_logits(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
