@@ -39,7 +39,8 @@ def base() -> ml_collections.ConfigDict:
   m.rdsa_kernel_size = 3        # RDSA temporal conv kernel [assumed]; alt. 1, 5.
   m.offset_init = 'grid'        # 'grid' (Deformable DETR / TadTR bias grid) or 'zeros' (all
                                 # points at the centre: our reading of "PureInit") [assumed].
-  m.rdsa_dense = 'updated'      # RDSA reads D^{l+1} ('updated') or the fused D^l ('fused') [assumed].
+  m.rdsa_dense = 'updated'      # RDSA reads D^{l+1} ('updated') or the fused D^l ('fused')
+                                # [assumed].
   m.query_pos = 'span_sine'     # query position from the span (DAB-DETR) [assumed]; alt. 'none'.
   m.span_head_layers = 3        # span-refinement MLP depth [assumed] (DETR box MLP).
   m.detach_spans = True         # stop-gradient on R between steps [assumed] (Deformable DETR).

@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
-from jaxvg.modules import init
 from jaxvg.modules.attention import MultiHeadAttention
 from jaxvg.modules.deformable import DeformableSpanAttention, ReferenceDeformableSelfAttention
 from jaxvg.modules.droppath import DropPath
@@ -206,11 +205,12 @@ class SDST(nn.Module):
     tef = temporal_endpoint_feature(lengths, t) if cfg.use_tef else None
     pe = sinusoidal_positions(lengths, t, dims)
 
-    beta = self.param('beta', nn.initializers.zeros, (k - 1,))
-    order = jnp.arange(k)[::-1] if cfg.layer_order == 'deep_first' else jnp.arange(k)
     if cfg.layer_order not in ('deep_first', 'shallow_first'):
       raise ValueError("config.model.layer_order must be 'deep_first' or 'shallow_first', got "
                        f'{cfg.layer_order!r}')
+    beta = self.param('beta', nn.initializers.zeros, (k - 1,))
+    # Step j reads layer index K−1−j (deepest first) or j of the inputs' layer axis.
+    order = jnp.arange(k)[::-1] if cfg.layer_order == 'deep_first' else jnp.arange(k)
     xs = (order, jnp.concatenate([jnp.zeros((1,)), beta]), jnp.arange(k) > 0)
 
     hidden0 = self.param('query_hidden', nn.initializers.normal(0.02), (m, dims))

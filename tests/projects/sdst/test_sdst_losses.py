@@ -3,7 +3,6 @@ with padded GT windows, a sample without GT and a padding sample."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy.optimize import linear_sum_assignment
 
 from jaxvg.projects.sdst import losses

@@ -1,6 +1,5 @@
 """SDST model: scan equals the unrolled loop, padding invariance, token pooling, finite grads."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
