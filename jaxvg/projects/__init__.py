@@ -1,0 +1,1 @@
+"""Systems built on the jaxvg engine, one package each."""
