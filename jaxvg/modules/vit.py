@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxvg.modules.clip import quick_gelu
+from jaxvg.modules.clip import CLIP_MEAN, CLIP_STD, quick_gelu
 
 Dtype = Any
 
@@ -41,6 +41,8 @@ class ViTConfig:
   class_token: bool = False  # CLIP: True
   pre_layernorm: bool = False  # CLIP: True (`pre_layrnorm`)
   patch_bias: bool = True  # CLIP: False
+  pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # image processor normalisation
+  pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
   @property
   def grid(self) -> int:
@@ -53,7 +55,8 @@ class ViTConfig:
   @classmethod
   def clip(cls, **kw) -> 'ViTConfig':
     return cls(**{'hidden_act': 'quick_gelu', 'layer_norm_eps': 1e-5, 'class_token': True,
-                  'pre_layernorm': True, 'patch_bias': False, **kw})
+                  'pre_layernorm': True, 'patch_bias': False, 'pixel_mean': CLIP_MEAN,
+                  'pixel_std': CLIP_STD, **kw})
 
 
 class SelfAttention(nn.Module):
@@ -113,3 +116,15 @@ class VisionTower(nn.Module):
     for i in range(depth):
       x = EncoderLayer(c, self.dtype, name=f'layers_{i}')(x)
     return x
+
+
+def preprocess_frames(frames: jax.Array, config: ViTConfig) -> jax.Array:
+  """(F, H, W, 3) uint8 RGB -> (F, S, S, 3) normalised: bicubic resize to the tower's square input
+  (no aspect preservation, as the LLaVA video processors do), /255, (x − mean) / std.
+
+  `jax.image.resize` uses the Keys cubic (a = −0.5) like PIL, without PIL's integer rounding.
+  """
+  size = config.image_size
+  x = jax.image.resize(frames.astype(jnp.float32), (frames.shape[0], size, size, 3), 'bicubic')
+  x = jnp.clip(x, 0.0, 255.0) / 255.0
+  return (x - jnp.asarray(config.pixel_mean)) / jnp.asarray(config.pixel_std)

@@ -8,6 +8,7 @@ candidate tube masks, frame scores inside the chosen tube and the temporal span.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -53,12 +54,13 @@ class Backend:
 
   @classmethod
   def create(cls, config: LlavaConfig, params, tokenizer, grounding: GroundingConfig,
-             num_frames: int, visual_start: int, remat: bool = False) -> 'Backend':
+             num_frames: int, remat: bool = False) -> 'Backend':
     layers = select_layers(slice(*grounding.layers), config.decoder.num_layers)
     if not layers:
       raise ValueError(f'layer window {grounding.layers} selects no layer of '
                        f'{config.decoder.num_layers}')
-    readout = AttentionReadout(layers, visual_start, visual_start + config.num_visual_tokens(num_frames))
+    start = visual_start(tokenizer, grounding.template)
+    readout = AttentionReadout(layers, start, start + config.num_visual_tokens(num_frames))
     yes, no = (prompts.token_id(tokenizer, t) for t in grounding.answer_tokens)
     return cls(Llava(config, readout=readout, remat=remat), params, tokenizer, yes, no,
                pad_id=0, num_frames=num_frames)
@@ -69,26 +71,36 @@ def visual_start(tokenizer, template: str) -> int:
   return len(prompts.encode_prompt(tokenizer, template, '')[0])
 
 
-def encode_video(backend: Backend, pixels: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=('model',))
+def encode_video(model: Llava, params, pixels: jax.Array) -> jax.Array:
   """(F, H, W, 3) normalised frames -> (V, D) visual tokens (outside any gradient)."""
-  return backend.model.apply({'params': backend.params}, pixels, method=Llava.encode_video)
+  return model.apply({'params': params}, pixels, method=Llava.encode_video)
 
 
-def prefill(backend: Backend, visual: jax.Array, prompt: jax.Array, ids: jax.Array,
-            lengths: jax.Array, start: int, token_index: int) -> dict[str, jax.Array]:
-  """One prefill of Q questions over the same (V, D) visual tokens plus additive prompt.
+_PREFILL_STATIC = ('model', 'start', 'token_index', 'answer_ids')
 
-  Returns 'margin' (Q,) = logit[yes] − logit[no] at the answer position, 'logits' (Q, vocab) and
-  'attention' (layers, Q, H, V): the grounding-token row over the visual columns.
-  """
-  m, variables = backend.model, {'params': backend.params}
+
+def _prefill(model: Llava, params, visual: jax.Array, prompt: jax.Array, ids: jax.Array,
+             lengths: jax.Array, *, start: int, token_index: int,
+             answer_ids: tuple[int, int]) -> dict[str, jax.Array]:
+  variables = {'params': params}
   tokens = jnp.broadcast_to(visual + prompt, (ids.shape[0],) + visual.shape)
-  embeds = m.apply(variables, ids, tokens, start, method=Llava.splice)
-  out = m.apply(variables, embeds, (lengths - 1)[:, None], (lengths + token_index)[:, None],
-                method=Llava.decode)
+  embeds = model.apply(variables, ids, tokens, start, method=Llava.splice)
+  out = model.apply(variables, embeds, (lengths - 1)[:, None], (lengths + token_index)[:, None],
+                    method=Llava.decode)
   logits = out['logits'][:, 0]
-  return {'logits': logits, 'margin': logits[:, backend.yes_id] - logits[:, backend.no_id],
+  return {'logits': logits, 'margin': logits[:, answer_ids[0]] - logits[:, answer_ids[1]],
           'attention': out['attention'][:, :, :, 0]}
+
+
+prefill = jax.jit(_prefill, static_argnames=_PREFILL_STATIC)
+prefill.__doc__ = """One prefill of Q questions over the same (V, D) visual tokens plus additive prompt.
+
+ids (Q, S) right-padded with the visual placeholders at [start, start + V), lengths (Q,).
+Returns 'margin' (Q,) = logit[yes] − logit[no] at the answer position, 'logits' (Q, vocab) and
+'attention' (layers, Q, H, V): the grounding-token row (lengths + token_index) over the visual
+columns, for the layers of the model's read-out.
+"""
 
 
 def margin_loss(margins: jax.Array) -> jax.Array:
@@ -111,6 +123,17 @@ def latent_reattention(loss_fn: Callable[[jax.Array], jax.Array], prompt0: jax.A
     grad = grad_fn(current) * (1.0 if step == 0 else beta)
     previous, prompt = prompt, prompt - lr * grad
   return beta * prompt + (1 - beta) * previous
+
+
+@functools.partial(jax.jit, static_argnames=_PREFILL_STATIC + ('steps',))
+def tune_prompt(model: Llava, params, visual: jax.Array, ids: jax.Array, lengths: jax.Array, *,
+                start: int, token_index: int, answer_ids: tuple[int, int], steps: int,
+                lr: float | jax.Array, beta: float | jax.Array) -> jax.Array:
+  """LRA's prompt (V, D) for questions [caption, sub-query, ...] over one video's tokens."""
+  def loss(prompt):
+    return margin_loss(_prefill(model, params, visual, prompt, ids, lengths, start=start,
+                                token_index=token_index, answer_ids=answer_ids)['margin'])
+  return latent_reattention(loss, jnp.zeros_like(visual), steps, lr, beta)
 
 
 def grounding_map(attention: jax.Array, config: LlavaConfig, num_frames: int,
@@ -179,3 +202,107 @@ def grow_span(scores: np.ndarray, frames_thre: int) -> tuple[int, int]:
     else:
       break
   return lo, hi
+
+
+# ----------------------------------------------------------------------------- one video
+
+
+MODES = ('base', 'focus_attr', 'focus_act', 'full')
+
+
+class Grounder:
+  """Grounds sentences in one video's sampled frames with a loaded backend.
+
+  Modes (GroundingConfig.mode):
+    base        the released script's runnable path: one map from [Q, caption], no LRA;
+    focus_attr  LRA on [caption, attribute Q], map re-read from [attribute Q, caption];
+    focus_act   the same with the action sub-query;
+    full        the paper's DSTH: the spatial map from the attribute branch (tube choice), the
+                temporal map from the action branch (span inside the chosen tube); with
+                `tas` the spatial map also averages the time-reversed run.
+  `focus_*` are the script's modes as intended; as released they cannot run (wrong arguments,
+  the tuned prompt replaced by zeros in `spatial_llm_att`), so the tuned prompt is passed here.
+  """
+
+  def __init__(self, backend: Backend, config: GroundingConfig):
+    if config.mode not in MODES:
+      raise ValueError(f'unknown mode {config.mode!r}; expected one of {MODES}')
+    self.backend, self.config = backend, config
+    self.start = visual_start(backend.tokenizer, config.template)
+    self._static = dict(start=self.start, token_index=config.token_index,
+                        answer_ids=(backend.yes_id, backend.no_id))
+
+  def _read(self, visual, prompt, ids, lengths):
+    b = self.backend
+    return prefill(b.model, b.params, visual, prompt, ids, lengths, **self._static)
+
+  def _encode(self, frames: jax.Array) -> jax.Array:
+    return encode_video(self.backend.model, self.backend.params, frames)
+
+  @property
+  def llava_config(self) -> LlavaConfig:
+    return self.backend.model.config
+
+  def _pack(self, questions: list[str], num_visual: int):
+    b = self.backend
+    ids, lengths, start = prompts.pack_prompts(b.tokenizer, self.config.template, questions,
+                                               num_visual, b.pad_id, self.config.prompt_bucket)
+    assert start == self.start
+    return jnp.asarray(ids), jnp.asarray(lengths)
+
+  def margins(self, visual: jax.Array, prompt: jax.Array, questions: list[str]) -> np.ndarray:
+    """Yes/no margins of questions over visual tokens plus a prompt (for diagnostics, tests)."""
+    ids, lengths = self._pack(questions, visual.shape[0])
+    return np.asarray(self._read(visual, prompt, ids, lengths)['margin'])
+
+  def tuned_prompt(self, visual: jax.Array, question: str) -> jax.Array:
+    """LRA's prompt for one sub-query, optimised against the caption prompt."""
+    ids, lengths = self._pack([prompts.CAPTION_PROMPT, question], visual.shape[0])
+    c = self.config
+    return tune_prompt(self.backend.model, self.backend.params, visual, ids, lengths,
+                       steps=c.lra_steps, lr=c.lra_lr, beta=c.lra_beta, **self._static)
+
+  def branch_map(self, visual: jax.Array, tune_question: str | None, read_question: str) -> np.ndarray:
+    """(F, g, g) relative map of `read_question`, read with LRA's prompt for `tune_question`
+    (zeros when None or lra_steps == 0)."""
+    if tune_question is None or not self.config.lra_steps:
+      prompt = jnp.zeros_like(visual)
+    else:
+      prompt = self.tuned_prompt(visual, tune_question)
+    ids, lengths = self._pack([read_question, prompts.CAPTION_PROMPT], visual.shape[0])
+    att = self._read(visual, prompt, ids, lengths)['attention']
+    maps = grounding_map(att, self.llava_config, self.backend.num_frames, self.config.heads)
+    return np.asarray(relative_map(maps[0], maps[1]))
+
+  def _maps(self, visual: jax.Array, tune_question: str | None,
+            read_question: str) -> tuple[np.ndarray, np.ndarray]:
+    """(map, spatial map): with TAS the spatial one averages the run on time-reversed frames
+    (visual tokens and prompt reversed by frame, the map flipped back)."""
+    rela = self.branch_map(visual, tune_question, read_question)
+    if not self.config.tas:
+      return rela, rela
+    rev = reverse_frames(visual, self.backend.num_frames, self.llava_config.newline)
+    return rela, 0.5 * (rela + self.branch_map(rev, tune_question, read_question)[::-1])
+
+  def ground(self, frames: jax.Array, sentence: str, masks: np.ndarray,
+             decomposition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Normalised frames (F, S, S, 3), a sentence, tube masks (P, F, H, W) on the sampled frames
+    -> {'track': int, 'span': (first, last) sampled-frame indices, 'track_scores' (P,),
+    'frame_scores' (F,), 'spatial_map', 'temporal_map' (F, g, g)}."""
+    c = self.config
+    visual = self._encode(frames)
+    full = prompts.yes_no_question(sentence)
+    attr, action = prompts.sub_queries(sentence, decomposition)
+    if c.mode == 'base':
+      temporal, spatial = self._maps(visual, None, full)
+    elif c.mode in ('focus_attr', 'focus_act'):
+      sub = attr if c.mode == 'focus_attr' else action
+      temporal, spatial = self._maps(visual, sub, sub)
+    else:
+      _, spatial = self._maps(visual, attr, full if c.reread_full_query else attr)
+      temporal = self.branch_map(visual, action, full if c.reread_full_query else action)
+    scores = track_scores(spatial, masks)
+    track = int(np.argmax(scores))
+    per_frame = frame_scores(temporal, masks[track:track + 1])[0]
+    return {'track': track, 'span': grow_span(per_frame, c.frames_thre), 'track_scores': scores,
+            'frame_scores': per_frame, 'spatial_map': spatial, 'temporal_map': temporal}
