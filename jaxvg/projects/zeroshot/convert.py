@@ -91,7 +91,7 @@ _KNOWN_TOWERS = {
 def _decoder_config(t: dict[str, Any], tie_default: bool) -> DecoderConfig:
   scaling = t.get('rope_scaling') or t.get('rope_parameters') or {}
   linear = scaling.get('factor', 1.0) if scaling.get('type', scaling.get('rope_type')) == 'linear' else 1.0
-  model_type = t.get('model_type', '')
+  qwen = 'qwen' in t.get('model_type', '') or any('Qwen' in a for a in t.get('architectures') or [])
   return DecoderConfig(
       vocab_size=t['vocab_size'], hidden_size=t['hidden_size'],
       intermediate_size=t['intermediate_size'], num_layers=t['num_hidden_layers'],
@@ -99,7 +99,7 @@ def _decoder_config(t: dict[str, Any], tie_default: bool) -> DecoderConfig:
       num_kv_heads=t.get('num_key_value_heads') or t['num_attention_heads'],
       head_dim=t.get('head_dim'), rope_theta=t.get('rope_theta', 10000.0),
       rope_linear_scale=linear, rms_norm_eps=t.get('rms_norm_eps', 1e-6),
-      qkv_bias='qwen2' in model_type or t.get('attention_bias', False),
+      qkv_bias=qwen or t.get('attention_bias', False),
       tie_word_embeddings=t.get('tie_word_embeddings', tie_default))
 
 
@@ -138,8 +138,10 @@ def config_from_hf(cfg: dict[str, Any], **overrides) -> LlavaConfig:
     arch = dict(pool_mode=cfg.get('mm_spatial_pool_mode', 'bilinear'),
                 pool_stride=cfg.get('mm_spatial_pool_stride', 2), pool_before_projector=False,
                 newline=cfg.get('mm_newline_position', 'one_token') == 'one_token',
-                vision_feature_layer=cfg.get('mm_vision_select_layer', -2) + (
-                    1 if not tower.class_token else 0),
+                # LLaVA-NeXT's SigLIP tower drops its last block and reads hidden_states[-1]
+                # whatever mm_vision_select_layer says; its CLIP tower honours the setting.
+                vision_feature_layer=(cfg.get('mm_vision_select_layer', -2) if tower.class_token
+                                      else -1),
                 drop_class_token=tower.class_token, projector_act='gelu')
   arch.update(overrides)
   return LlavaConfig(vision=vision, decoder=decoder, **arch)

@@ -33,7 +33,7 @@ def frames(config, seed=0):
 
 
 def test_lra_step_raises_the_margin_it_optimises(loaded):
-  gr = grounder(loaded, lra_steps=1, lra_lr=0.5)
+  gr = grounder(loaded, lra_steps=1)  # the paper's default: one step, lr 8, β 0.5
   visual = gr._encode(frames(loaded[0]))
   question = prompts.yes_no_question(SENTENCE)
   qs = [prompts.CAPTION_PROMPT, question]
