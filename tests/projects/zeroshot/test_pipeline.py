@@ -11,7 +11,7 @@ import pytest
 from jaxvg.projects.zeroshot import convert, pipeline, prompts
 
 FOLDER = pathlib.Path(__file__).resolve().parents[2] / 'fixtures' / 'zeroshot_onevision'
-NUM_FRAMES = 3
+NUM_FRAMES = 4  # as configs/zeroshot/synthetic.py: the compiled programs are shared with test_runner
 SENTENCE = 'The man in purple clothes turns around and walks away.'
 
 
@@ -24,7 +24,7 @@ def loaded():
 def grounder(loaded, **kw):
   config, params, tok = loaded
   # The tiny model has 3 layers: average all of them (the code's window is [-26:-6] of 32).
-  g = pipeline.GroundingConfig(layers=(None, None), prompt_bucket=96, **kw)
+  g = pipeline.GroundingConfig(layers=(None, None), prompt_bucket=192, **kw)
   return pipeline.Grounder(pipeline.Backend.create(config, params, tok, g, NUM_FRAMES), g)
 
 
