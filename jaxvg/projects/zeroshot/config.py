@@ -10,10 +10,11 @@ BACKENDS = {
     # LLaVA-OneVision (SigLIP + Qwen2): qwen_1_5 template, token −3 (<|im_start|>), yes/no as
     # looked up ('yes' = 9693, 'no' = 2152 in Qwen2). Native pooling (stride 2, 14×14 per frame):
     # the script's commented block names stride 5 (6×6), set model.overrides.pool_stride = 5.
-    'onevision': dict(template='qwen_1_5', token_index=-3, overrides={}),
+    'onevision': dict(template='qwen_1_5', token_index=-3, gti_tokens=(-6, -5, -4, -3, -2, -1),
+                      overrides={}),
     # LLaVA-NeXT-Video-7B (CLIP + Vicuna): vicuna_v1, token −5 ('▁A' of ASSISTANT:), average
     # pooling stride 4 after the projector (the fork's order), no newline token.
-    'nextvideo': dict(template='vicuna_v1', token_index=-5,
+    'nextvideo': dict(template='vicuna_v1', token_index=-5, gti_tokens=(-6, -5, -4, -3, -2, -1),
                       overrides=dict(pool_mode='average', pool_stride=4,
                                      pool_before_projector=False, newline=False)),
 }
@@ -43,6 +44,8 @@ def base(backend: str = 'onevision', mode: str = 'full') -> ml_collections.Confi
   c.grounding = ml_collections.ConfigDict()
   c.grounding.template = preset['template']
   c.grounding.token_index = preset['token_index']
+  # GTI candidates (paper §3.2; the template tokens after the question), () = fixed token.
+  c.grounding.gti_tokens = preset['gti_tokens'] if mode == 'full' else ()
   c.grounding.layer_start, c.grounding.layer_stop = g.layers   # the code's [-26:-6]
   c.grounding.heads = ()              # () = all query heads
   c.grounding.answer_tokens = g.answer_tokens
@@ -73,7 +76,8 @@ def base(backend: str = 'onevision', mode: str = 'full') -> ml_collections.Confi
 def grounding_config(config: ml_collections.ConfigDict) -> GroundingConfig:
   g = config.grounding
   return GroundingConfig(
-      template=g.template, token_index=g.token_index, layers=(g.layer_start, g.layer_stop),
+      template=g.template, token_index=g.token_index, gti_tokens=tuple(g.gti_tokens),
+      layers=(g.layer_start, g.layer_stop),
       heads=tuple(g.heads) or None, answer_tokens=tuple(g.answer_tokens), mode=g.mode,
       lra_steps=g.lra_steps, lra_lr=g.lra_lr, lra_beta=g.lra_beta, tas=g.tas,
       reread_full_query=g.reread_full_query, frames_thre=g.frames_thre,

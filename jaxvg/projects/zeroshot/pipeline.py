@@ -28,6 +28,10 @@ class GroundingConfig:
   """Method settings (the released script's flags in comments)."""
   template: str = 'qwen_1_5'  # --conv-mode
   token_index: int = -3  # --token_idx: grounding-token row, from the end of the prompt
+  # GTI (paper §3.2, not in the released code): candidate rows; the one whose (layer/head-mean)
+  # map of the question has the largest maximum is used for every question of the read
+  # [assumed: raw attention, one token per read]. () = the fixed token_index.
+  gti_tokens: tuple[int, ...] = ()
   layers: tuple[int | None, int | None] = (-26, -6)  # slice of layers averaged (code [-26:-6])
   heads: tuple[int, ...] | None = None  # query heads averaged; None = all
   answer_tokens: tuple[str, str] = ('yes', 'no')  # --yes_id/--no_id, looked up in the tokenizer
@@ -77,20 +81,20 @@ def encode_video(model: Llava, params, pixels: jax.Array) -> jax.Array:
   return model.apply({'params': params}, pixels, method=Llava.encode_video)
 
 
-_PREFILL_STATIC = ('model', 'start', 'token_index', 'answer_ids')
+_PREFILL_STATIC = ('model', 'start', 'token_indices', 'answer_ids')
 
 
 def _prefill(model: Llava, params, visual: jax.Array, prompt: jax.Array, ids: jax.Array,
-             lengths: jax.Array, *, start: int, token_index: int,
+             lengths: jax.Array, *, start: int, token_indices: tuple[int, ...],
              answer_ids: tuple[int, int]) -> dict[str, jax.Array]:
   variables = {'params': params}
   tokens = jnp.broadcast_to(visual + prompt, (ids.shape[0],) + visual.shape)
   embeds = model.apply(variables, ids, tokens, start, method=Llava.splice)
-  out = model.apply(variables, embeds, (lengths - 1)[:, None], (lengths + token_index)[:, None],
-                    method=Llava.decode)
+  rows = lengths[:, None] + jnp.asarray(token_indices)[None]
+  out = model.apply(variables, embeds, (lengths - 1)[:, None], rows, method=Llava.decode)
   logits = out['logits'][:, 0]
   return {'logits': logits, 'margin': logits[:, answer_ids[0]] - logits[:, answer_ids[1]],
-          'attention': out['attention'][:, :, :, 0]}
+          'attention': out['attention']}
 
 
 prefill = jax.jit(_prefill, static_argnames=_PREFILL_STATIC)
@@ -98,8 +102,8 @@ prefill.__doc__ = """One prefill of Q questions over the same (V, D) visual toke
 
 ids (Q, S) right-padded with the visual placeholders at [start, start + V), lengths (Q,).
 Returns 'margin' (Q,) = logit[yes] − logit[no] at the answer position, 'logits' (Q, vocab) and
-'attention' (layers, Q, H, V): the grounding-token row (lengths + token_index) over the visual
-columns, for the layers of the model's read-out.
+'attention' (layers, Q, H, R, V): the rows lengths + token_indices (grounding-token candidates)
+over the visual columns, for the layers of the model's read-out.
 """
 
 
@@ -127,23 +131,25 @@ def latent_reattention(loss_fn: Callable[[jax.Array], jax.Array], prompt0: jax.A
 
 @functools.partial(jax.jit, static_argnames=_PREFILL_STATIC + ('steps',))
 def tune_prompt(model: Llava, params, visual: jax.Array, ids: jax.Array, lengths: jax.Array, *,
-                start: int, token_index: int, answer_ids: tuple[int, int], steps: int,
+                start: int, token_indices: tuple[int, ...], answer_ids: tuple[int, int], steps: int,
                 lr: float | jax.Array, beta: float | jax.Array) -> jax.Array:
   """LRA's prompt (V, D) for questions [caption, sub-query, ...] over one video's tokens."""
   def loss(prompt):
     return margin_loss(_prefill(model, params, visual, prompt, ids, lengths, start=start,
-                                token_index=token_index, answer_ids=answer_ids)['margin'])
+                                token_indices=token_indices, answer_ids=answer_ids)['margin'])
   return latent_reattention(loss, jnp.zeros_like(visual), steps, lr, beta)
 
 
 def grounding_map(attention: jax.Array, config: LlavaConfig, num_frames: int,
                   heads: tuple[int, ...] | None = None) -> jax.Array:
-  """(layers, Q, H, V) read-out -> (Q, F, g, g): mean over layers and heads, newline dropped."""
+  """(layers, Q, H, R, V) read-out -> (Q, F, g, g): mean over layers and heads, newline dropped;
+  of R candidate rows, the one whose map of question 0 peaks highest (GTI)."""
   if heads is not None:
     attention = attention[:, :, list(heads)]
-  a = attention.mean(axis=(0, 2))
+  a = attention.mean(axis=(0, 2))  # (Q, R, V)
   if config.newline:
-    a = a[:, :-1]
+    a = a[..., :-1]
+  a = a[:, jnp.argmax(a[0].max(axis=-1))]
   g = config.pooled_grid
   return a.reshape(a.shape[0], num_frames, g, g)
 
@@ -229,7 +235,7 @@ class Grounder:
       raise ValueError(f'unknown mode {config.mode!r}; expected one of {MODES}')
     self.backend, self.config = backend, config
     self.start = visual_start(backend.tokenizer, config.template)
-    self._static = dict(start=self.start, token_index=config.token_index,
+    self._static = dict(start=self.start, token_indices=config.gti_tokens or (config.token_index,),
                         answer_ids=(backend.yes_id, backend.no_id))
 
   def _read(self, visual, prompt, ids, lengths):

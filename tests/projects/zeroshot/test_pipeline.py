@@ -56,6 +56,16 @@ def test_lra_two_steps_follow_the_ema_recurrence():
   np.testing.assert_allclose(got, beta * v2 + (1 - beta) * v1, rtol=1e-6)
 
 
+def test_gti_reads_the_candidate_token_whose_map_peaks_highest(loaded):
+  config = loaded[0]
+  v = config.num_visual_tokens(NUM_FRAMES)
+  att = np.full((2, 2, 4, 3, v), 0.01, np.float32)  # (layers, Q, H, R, V)
+  att[:, 0, :, 1, 5] = 0.9  # candidate 1 peaks highest on the question
+  att[:, 1, :, 1, 7] = 0.5
+  maps = pipeline.grounding_map(jnp.asarray(att), config, NUM_FRAMES)
+  np.testing.assert_allclose(np.asarray(maps).reshape(2, -1), att[0, :, 0, 1, :-1], rtol=1e-6)
+
+
 def test_reverse_frames_keeps_the_newline_last():
   tokens = jnp.arange(2 * 4 + 1)[:, None].astype(jnp.float32)
   rev = pipeline.reverse_frames(tokens, 2, newline=True)[:, 0]
@@ -65,7 +75,8 @@ def test_reverse_frames_keeps_the_newline_last():
 @pytest.mark.parametrize('mode,tas', [('base', False), ('focus_attr', False), ('full', True)])
 def test_ground_end_to_end(loaded, mode, tas, tmp_path):
   config = loaded[0]
-  gr = grounder(loaded, mode=mode, tas=tas, lra_steps=1, frames_thre=1)
+  gti = (-6, -5, -4, -3, -2, -1) if mode == 'full' else ()  # as configs/zeroshot/synthetic.py
+  gr = grounder(loaded, mode=mode, tas=tas, lra_steps=1, frames_thre=1, gti_tokens=gti)
   px = frames(config)
   # Tubes: track 1 covers the peak of the base map; the others cover one low corner each.
   base = grounder(loaded).branch_map(gr._encode(px), None, prompts.yes_no_question(SENTENCE))
