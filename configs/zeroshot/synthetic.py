@@ -7,7 +7,8 @@ import pathlib
 
 from jaxvg.projects.zeroshot import config as zeroshot
 
-TINY_BACKEND = pathlib.Path(__file__).resolve().parents[2] / 'tests' / 'fixtures' / 'zeroshot_onevision'
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TINY_BACKEND = REPO / 'tests' / 'fixtures' / 'zeroshot_onevision'
 
 
 def get_config(size: str = 'default'):

@@ -29,7 +29,7 @@ class DecoderConfig:
   intermediate_size: int
   num_layers: int  # num_hidden_layers
   num_heads: int  # num_attention_heads
-  num_kv_heads: int  # num_key_value_heads; query head h reads KV head h // (num_heads // num_kv_heads)
+  num_kv_heads: int  # num_key_value_heads; query head h reads KV head h // (heads // kv_heads)
   head_dim: int | None = None  # hidden_size // num_heads when None
   rope_theta: float = 10000.0
   rope_linear_scale: float = 1.0  # rope_scaling {"type": "linear", "factor": f}: positions / f
@@ -98,7 +98,8 @@ class Attention(nn.Module):
     """x (B, S, D) -> (B, S, D), and the read-out probs (B, H, R, stop - start) or None."""
     c = self.config
     hd = c.dims_per_head
-    dense = lambda n, bias, name: nn.Dense(n, use_bias=bias, dtype=self.dtype, name=name)  # noqa: E731
+    def dense(n, bias, name):
+      return nn.Dense(n, use_bias=bias, dtype=self.dtype, name=name)
     b, s, _ = x.shape
     q = dense(c.num_heads * hd, c.qkv_bias, 'q_proj')(x).reshape(b, s, c.num_heads, hd)
     k = dense(c.num_kv_heads * hd, c.qkv_bias, 'k_proj')(x).reshape(b, s, c.num_kv_heads, hd)
@@ -131,7 +132,8 @@ class MLP(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = self.config
     dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=self.dtype, name=name)  # noqa: E731
-    h = nn.silu(dense(c.intermediate_size, 'gate_proj')(x)) * dense(c.intermediate_size, 'up_proj')(x)
+    gate = nn.silu(dense(c.intermediate_size, 'gate_proj')(x))
+    h = gate * dense(c.intermediate_size, 'up_proj')(x)
     return dense(c.hidden_size, 'down_proj')(h)
 
 
@@ -147,7 +149,8 @@ class DecoderLayer(nn.Module):
     h, probs = Attention(c, self.dtype, self.readout_cols, name='self_attn')(
         RMSNorm(c.rms_norm_eps, name='input_layernorm')(x), cos, sin, rows)
     x = x + h
-    x = x + MLP(c, self.dtype, name='mlp')(RMSNorm(c.rms_norm_eps, name='post_attention_layernorm')(x))
+    h = RMSNorm(c.rms_norm_eps, name='post_attention_layernorm')(x)
+    x = x + MLP(c, self.dtype, name='mlp')(h)
     return x, probs
 
 
@@ -168,7 +171,8 @@ class CausalDecoder(nn.Module):
                                  embedding_init=nn.initializers.normal(0.02))
     block = nn.remat(DecoderLayer) if self.remat else DecoderLayer
     r = self.readout
-    cols = lambda i: (r.col_start, r.col_stop) if r is not None and i in r.layers else None  # noqa: E731
+    def cols(i):
+      return (r.col_start, r.col_stop) if r is not None and i in r.layers else None
     self.layers = [block(c, self.dtype, cols(i), name=f'layers_{i}') for i in range(c.num_layers)]
     self.norm = RMSNorm(c.rms_norm_eps)
     if not c.tie_word_embeddings:

@@ -82,7 +82,8 @@ class EncoderLayer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     c = self.config
-    ln = lambda name: nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=self.dtype, name=name)  # noqa: E731
+    def ln(name):
+      return nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=self.dtype, name=name)
     x = x + SelfAttention(c, self.dtype, name='self_attn')(ln('layer_norm1')(x))
     h = nn.Dense(c.intermediate_size, dtype=self.dtype, name='fc1')(ln('layer_norm2')(x))
     h = nn.Dense(c.hidden_size, dtype=self.dtype, name='fc2')(ACTIVATIONS[c.hidden_act](h))
@@ -107,8 +108,10 @@ class VisionTower(nn.Module):
     x = x.reshape(x.shape[0], -1, c.hidden_size)
     if c.class_token:
       cls = self.param('class_embedding', nn.initializers.normal(0.02), (c.hidden_size,))
-      x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (x.shape[0], 1, c.hidden_size)), x], 1)
-    pos = self.param('position_embedding', nn.initializers.normal(0.02), (x.shape[1], c.hidden_size))
+      cls = jnp.broadcast_to(cls.astype(x.dtype), (x.shape[0], 1, c.hidden_size))
+      x = jnp.concatenate([cls, x], axis=1)
+    pos = self.param('position_embedding', nn.initializers.normal(0.02),
+                     (x.shape[1], c.hidden_size))
     x = x + pos.astype(x.dtype)
     if c.pre_layernorm:
       x = nn.LayerNorm(epsilon=c.layer_norm_eps, dtype=self.dtype, name='pre_layrnorm')(x)

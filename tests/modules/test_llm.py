@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvg.modules.llm import AttentionReadout, CausalDecoder, DecoderConfig, apply_rope, rope_cos_sin
+from jaxvg.modules.llm import (AttentionReadout, CausalDecoder, DecoderConfig, apply_rope,
+                               rope_cos_sin)
 
 CONFIG = DecoderConfig(vocab_size=50, hidden_size=32, intermediate_size=48, num_layers=2,
                        num_heads=4, num_kv_heads=2, rope_theta=1e4, qkv_bias=True)

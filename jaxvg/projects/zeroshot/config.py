@@ -32,7 +32,7 @@ def base(backend: str = 'onevision', mode: str = 'full') -> ml_collections.Confi
 
   c.model = ml_collections.ConfigDict()
   c.model.backend = backend
-  c.model.folder = ''                 # Hugging Face folder: config.json, *.safetensors, tokenizer.json
+  c.model.folder = ''                 # HF folder: config.json, *.safetensors, tokenizer.json
   c.model.dtype = 'float32'           # 'bfloat16' for 7B backends (softmax and norms stay f32)
   c.model.remat = False               # recompute decoder blocks in LRA's backward pass
   # The STVG fork's knobs over the folder's config.json (None = as config.json says).

@@ -4,7 +4,7 @@ Accepts the three key styles in circulation and maps them onto the llava-hf one 
   A  llava-hf Hub files: `vision_tower.vision_model.*`, `multi_modal_projector.linear_{1,2}`,
      `image_newline`, `language_model.model.*`, `language_model.lm_head.weight`;
   B  newer transformers: `model.vision_tower.*`, `model.multi_modal_projector.*`,
-     `model.language_model.*`, `lm_head.weight` (and towers saved without the `vision_model.` level);
+     `model.language_model.*`, `lm_head.weight` (towers also without the `vision_model.` level);
   C  original lmms-lab (LLaVA-NeXT): `model.vision_tower.vision_tower.vision_model.*`,
      `model.mm_projector.{0,2}.*`, `model.{embed_tokens,layers,norm}.*`, `lm_head.weight`.
 The expected parameter tree comes from the model itself (`jax.eval_shape`), so every missing or
@@ -90,7 +90,8 @@ _KNOWN_TOWERS = {
 
 def _decoder_config(t: dict[str, Any], tie_default: bool) -> DecoderConfig:
   scaling = t.get('rope_scaling') or t.get('rope_parameters') or {}
-  linear = scaling.get('factor', 1.0) if scaling.get('type', scaling.get('rope_type')) == 'linear' else 1.0
+  kind = scaling.get('type', scaling.get('rope_type'))
+  linear = scaling.get('factor', 1.0) if kind == 'linear' else 1.0
   qwen = 'qwen' in t.get('model_type', '') or any('Qwen' in a for a in t.get('architectures') or [])
   return DecoderConfig(
       vocab_size=t['vocab_size'], hidden_size=t['hidden_size'],
@@ -107,7 +108,8 @@ def _vit_config(v: dict[str, Any]) -> ViTConfig:
   make = ViTConfig.clip if v.get('model_type', '').startswith('clip') else ViTConfig.siglip
   return make(image_size=v['image_size'], patch_size=v['patch_size'], hidden_size=v['hidden_size'],
               intermediate_size=v['intermediate_size'], num_layers=v['num_hidden_layers'],
-              num_heads=v['num_attention_heads'], hidden_act=v.get('hidden_act', 'gelu_pytorch_tanh'),
+              num_heads=v['num_attention_heads'],
+              hidden_act=v.get('hidden_act', 'gelu_pytorch_tanh'),
               layer_norm_eps=v.get('layer_norm_eps', 1e-6))
 
 
@@ -171,7 +173,8 @@ def _hf_name(path: tuple[str, ...]) -> tuple[str, str]:
   return '.'.join([*mods, hf_leaf]), kind
 
 
-_TRANSFORMS = {'dense': lambda a: a.T, 'conv': lambda a: a.transpose(2, 3, 1, 0), 'copy': lambda a: a}
+_TRANSFORMS = {'dense': lambda a: a.T, 'conv': lambda a: a.transpose(2, 3, 1, 0),
+               'copy': lambda a: a}
 
 
 def _param_paths(tree) -> list[tuple[tuple[str, ...], Any]]:

@@ -39,7 +39,9 @@ class LlavaConfig:
   def pooled_grid(self) -> int:
     """Side of each frame's pooled token grid."""
     g = self.vision.grid
-    return math.ceil(g / self.pool_stride) if self.pool_mode == 'bilinear' else g // self.pool_stride
+    if self.pool_mode == 'bilinear':
+      return math.ceil(g / self.pool_stride)
+    return g // self.pool_stride
 
   def num_visual_tokens(self, num_frames: int) -> int:
     return num_frames * self.pooled_grid ** 2 + int(self.newline)

@@ -98,7 +98,7 @@ def _prefill(model: Llava, params, visual: jax.Array, prompt: jax.Array, ids: ja
 
 
 prefill = jax.jit(_prefill, static_argnames=_PREFILL_STATIC)
-prefill.__doc__ = """One prefill of Q questions over the same (V, D) visual tokens plus additive prompt.
+prefill.__doc__ = """One prefill of Q questions over the same (V, D) visual tokens plus a prompt.
 
 ids (Q, S) right-padded with the visual placeholders at [start, start + V), lengths (Q,).
 Returns 'margin' (Q,) = logit[yes] − logit[no] at the answer position, 'logits' (Q, vocab) and
@@ -268,7 +268,8 @@ class Grounder:
     return tune_prompt(self.backend.model, self.backend.params, visual, ids, lengths,
                        steps=c.lra_steps, lr=c.lra_lr, beta=c.lra_beta, **self._static)
 
-  def branch_map(self, visual: jax.Array, tune_question: str | None, read_question: str) -> np.ndarray:
+  def branch_map(self, visual: jax.Array, tune_question: str | None,
+                 read_question: str) -> np.ndarray:
     """(F, g, g) relative map of `read_question`, read with LRA's prompt for `tune_question`
     (zeros when None or lra_steps == 0)."""
     if tune_question is None or not self.config.lra_steps:

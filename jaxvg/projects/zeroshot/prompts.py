@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-CAPTION_PROMPT = 'please describe this video'  # the code's contrast prompt (paper: "Describe ... details.")
+# The code's contrast prompt (the paper writes "Describe this video in details.").
+CAPTION_PROMPT = 'please describe this video'
 
 _TEMPLATES = {
     # conv_qwen (qwen_1_5): CHATML with the system prompt.

@@ -48,7 +48,8 @@ def _rle_counts(counts: str | list[int]) -> list[int]:
 
 
 def rle_decode(rle: dict) -> np.ndarray:
-  """A COCO RLE {'size': [H, W], 'counts': ...} -> (H, W) bool mask (runs column-major, zeros first)."""
+  """A COCO RLE {'size': [H, W], 'counts': ...} -> (H, W) bool mask (column-major runs, zeros
+  first)."""
   height, width = rle['size']
   runs = _rle_counts(rle['counts'])
   values = np.arange(len(runs)) % 2 == 1

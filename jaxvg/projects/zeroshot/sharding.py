@@ -1,4 +1,4 @@
-"""Tensor-parallel layout of LLaVA parameters over the mesh's `model` axis (optionally FSDP on `data`).
+"""Tensor-parallel layout of LLaVA parameters on the mesh's `model` axis (optionally FSDP on `data`).
 
 Megatron-style: projections into attention heads / MLP hidden units are split by output column
 (q/k/v, gate/up, fc1, linear_1), the projections back by input row (o_proj, down_proj, fc2,

@@ -41,7 +41,8 @@ def reference():
   return convert.load_weights(OV)
 
 
-def _write_renamed(folder: pathlib.Path, rename, drop: str | None = None, reshape: str | None = None):
+def _write_renamed(folder: pathlib.Path, rename, drop: str | None = None,
+                   reshape: str | None = None):
   shutil.copy(OV / 'config.json', folder / 'config.json')
   tensors = {}
   for shard in OV.glob('*.safetensors'):

@@ -1,5 +1,4 @@
-"""The zero-shot grounder end to end on the tiny random OneVision backend (mechanics, not accuracy)."""
-import dataclasses
+"""The zero-shot grounder end to end on the tiny random OneVision backend (mechanics only)."""
 import json
 import pathlib
 
@@ -11,7 +10,7 @@ import pytest
 from jaxvg.projects.zeroshot import convert, pipeline, prompts
 
 FOLDER = pathlib.Path(__file__).resolve().parents[2] / 'fixtures' / 'zeroshot_onevision'
-NUM_FRAMES = 4  # as configs/zeroshot/synthetic.py: the compiled programs are shared with test_runner
+NUM_FRAMES = 4  # as configs/zeroshot/synthetic.py: test_runner reuses the compiled programs
 SENTENCE = 'The man in purple clothes turns around and walks away.'
 
 
@@ -29,7 +28,8 @@ def grounder(loaded, **kw):
 
 
 def frames(config, seed=0):
-  return jax.random.normal(jax.random.key(seed), (NUM_FRAMES,) + (config.vision.image_size,) * 2 + (3,))
+  size = config.vision.image_size
+  return jax.random.normal(jax.random.key(seed), (NUM_FRAMES, size, size, 3))
 
 
 def test_lra_step_raises_the_margin_it_optimises(loaded):

@@ -1,6 +1,7 @@
 """Host-side scoring and grid pooling against the official torch operations (fixture made by
-tests/fixtures/zeroshot_llava_fixtures.py: `spatial_llm_att`'s track scores, `evaluation_llava_att`'s
-frame scores and its temporal rule copied verbatim, torch interpolate / avg_pool2d)."""
+tests/fixtures/zeroshot_llava_fixtures.py: `spatial_llm_att`'s track scores,
+`evaluation_llava_att`'s frame scores and its temporal rule copied verbatim, torch interpolate
+and avg_pool2d)."""
 import pathlib
 
 import jax.numpy as jnp
