@@ -58,7 +58,8 @@ class Backend:
 
   @classmethod
   def create(cls, config: LlavaConfig, params, tokenizer, grounding: GroundingConfig,
-             num_frames: int, remat: bool = False) -> 'Backend':
+             num_frames: int, remat: bool = False, dtype=jnp.float32) -> 'Backend':
+    """`dtype`: activation dtype (bf16 for 7B; softmax, norms and logits stay f32)."""
     layers = select_layers(slice(*grounding.layers), config.decoder.num_layers)
     if not layers:
       raise ValueError(f'layer window {grounding.layers} selects no layer of '
@@ -66,7 +67,7 @@ class Backend:
     start = visual_start(tokenizer, grounding.template)
     readout = AttentionReadout(layers, start, start + config.num_visual_tokens(num_frames))
     yes, no = (prompts.token_id(tokenizer, t) for t in grounding.answer_tokens)
-    return cls(Llava(config, readout=readout, remat=remat), params, tokenizer, yes, no,
+    return cls(Llava(config, dtype, readout, remat), params, tokenizer, yes, no,
                pad_id=0, num_frames=num_frames)
 
 

@@ -79,7 +79,8 @@ def build_grounder(config: ml_collections.ConfigDict) -> pipeline.Grounder:
   llava_config, params = convert.load_weights(m.folder, jnp.dtype(m.dtype), **overrides)
   grounding = zs_config.grounding_config(config)
   backend = pipeline.Backend.create(llava_config, params, prompts.load_tokenizer(m.folder),
-                                    grounding, config.data.num_frames, remat=m.remat)
+                                    grounding, config.data.num_frames, remat=m.remat,
+                                    dtype=jnp.dtype(m.dtype))
   return pipeline.Grounder(backend, grounding)
 
 
