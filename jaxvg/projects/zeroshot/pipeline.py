@@ -173,19 +173,19 @@ def track_scores(rela: np.ndarray, masks: np.ndarray) -> np.ndarray:
   """(F, g, g) relative map, (P, F, H, W) tube masks -> (P,) max of map × mask resized to g×g
   (torch bilinear, align_corners=False), as `spatial_llm_att` scores tracks."""
   g = rela.shape[-1]
-  wh = bilinear_resize_matrix(masks.shape[-2], g)
-  ww = bilinear_resize_matrix(masks.shape[-1], g)
-  small = np.einsum('hH,pfHW,wW->pfhw', wh, masks.astype(np.float64), ww)
+  wh = bilinear_resize_matrix(masks.shape[-2], g).astype(np.float32)
+  ww = bilinear_resize_matrix(masks.shape[-1], g).astype(np.float32)
+  small = np.stack([wh @ track @ ww.T for track in masks.astype(np.float32)])  # (P, F, g, g)
   return (small * rela[None]).reshape(masks.shape[0], -1).max(axis=1)
 
 
 def frame_scores(rela: np.ndarray, masks: np.ndarray) -> np.ndarray:
   """(F, g, g) map upsampled bilinearly to the mask size, × (P, F, H, W) masks, spatial max ->
   (P, F) (`evaluation_llava_att`)."""
-  wh = bilinear_resize_matrix(rela.shape[-2], masks.shape[-2])
-  ww = bilinear_resize_matrix(rela.shape[-1], masks.shape[-1])
-  up = np.einsum('Hh,fhw,Ww->fHW', wh, rela.astype(np.float64), ww)
-  return (masks * up[None]).reshape(masks.shape[0], masks.shape[1], -1).max(axis=-1)
+  wh = bilinear_resize_matrix(rela.shape[-2], masks.shape[-2]).astype(np.float32)
+  ww = bilinear_resize_matrix(rela.shape[-1], masks.shape[-1]).astype(np.float32)
+  up = wh @ rela.astype(np.float32) @ ww.T  # (F, H, W)
+  return np.stack([(track * up).reshape(len(up), -1).max(axis=-1) for track in masks])
 
 
 def grow_span(scores: np.ndarray, frames_thre: int) -> tuple[int, int]:
