@@ -50,15 +50,18 @@ def test_visual_tokens(backend):
 def test_prompt_ids_match_the_reference_tokenizer(backend):
   _, template, folder, *_, ref = backend
   tok = prompts.load_tokenizer(folder)
-  for qi, question in enumerate(['please describe this video',
-                                 'Is there the man in purple clothes in this video?']):
+  questions = ['please describe this video', 'Is there the man in purple clothes in this video?',
+               'Is there a woman who turns around and walks away in this video?',
+               "Is there the man's dog, jumping (twice) in this video?", 'yes no Yes No']
+  v = ref['visual'].shape[0]
+  for qi, question in enumerate(questions):
     pre, post = prompts.encode_prompt(tok, template, question)
     np.testing.assert_array_equal(pre, ref[f'hf_pre_ids_{qi}'])
     np.testing.assert_array_equal(post, ref[f'hf_post_ids_{qi}'])
-    ids = ref[f'ids_{qi}']
-    v = ref['visual'].shape[0]
-    np.testing.assert_array_equal(ids[:len(pre)], pre)
-    np.testing.assert_array_equal(ids[len(pre) + v:], post)
+    if qi < 2:  # the prompts the model ran on
+      ids = ref[f'ids_{qi}']
+      np.testing.assert_array_equal(ids[:len(pre)], pre)
+      np.testing.assert_array_equal(ids[len(pre) + v:], post)
   assert prompts.token_id(tok, 'yes') == ref['yes_id']
   assert prompts.token_id(tok, 'no') == ref['no_id']
 
