@@ -47,7 +47,7 @@ def test_visual_tokens(backend):
   close(visual, ref['visual'])
 
 
-def test_prompt_ids_match_the_reference_tokenizer(backend):
+def test_prompt_ids_match_the_official_prompt_builder(backend):
   _, template, folder, *_, ref = backend
   tok = prompts.load_tokenizer(folder)
   questions = ['please describe this video', 'Is there the man in purple clothes in this video?',
@@ -58,6 +58,8 @@ def test_prompt_ids_match_the_reference_tokenizer(backend):
     pre, post = prompts.encode_prompt(tok, template, question)
     np.testing.assert_array_equal(pre, ref[f'hf_pre_ids_{qi}'])
     np.testing.assert_array_equal(post, ref[f'hf_post_ids_{qi}'])
+    # LLaVA-NeXT's conv_templates + tokenizer_image_token (IMAGE_TOKEN_INDEX = -200).
+    np.testing.assert_array_equal(pre + [-200] + post, ref[f'official_ids_{qi}'])
     if qi < 2:  # the prompts the model ran on
       ids = ref[f'ids_{qi}']
       np.testing.assert_array_equal(ids[:len(pre)], pre)
