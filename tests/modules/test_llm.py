@@ -38,8 +38,8 @@ def test_readout_rows_are_rows_of_the_full_maps_and_padding_is_exact():
   run = jax.jit(lambda ids, n: model.apply({'params': params}, ids, n, rows, method=prefill),
                 static_argnums=1)
   out = run(ids, s)
-  embeds = model.apply({'params': params}, ids, method=CausalDecoder.embed)
-  probs = full_probs(params, embeds, 0)[0][:, [8, 11], start:stop]
+  embeds = params['embed_tokens']['embedding'][ids]
+  probs = jax.jit(full_probs, static_argnums=2)(params, embeds, 0)[0][:, [8, 11], start:stop]
   np.testing.assert_allclose(out['attention'][0, 0], probs, rtol=1e-5, atol=1e-7)
   out_padded = run(jnp.concatenate([ids, jnp.ones((1, 5), ids.dtype)], axis=1), s)
   for key in ('logits', 'attention'):

@@ -16,6 +16,7 @@ SENTENCE = 'The man in purple clothes turns around and walks away.'
 
 @pytest.fixture(scope='module')
 def loaded():
+  pytest.importorskip('tokenizers', reason='pinned in requirements.txt (pip install -r ...)')
   config, params = convert.load_weights(FOLDER)
   return config, params, prompts.load_tokenizer(FOLDER)
 
