@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import os
 
+import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
 from jaxvg import registry
 from jaxvg.errors import UserError
 from jaxvg.projects.zeroshot import convert, runner, sharding
-from jaxvg.projects.zeroshot.llava import Llava
+from jaxvg.projects.zeroshot.llava import Llava, LlavaConfig
 
 
 def _llava_config(config: ml_collections.ConfigDict):
@@ -22,12 +23,27 @@ def _llava_config(config: ml_collections.ConfigDict):
     return convert.config_from_hf(json.load(f), **overrides)
 
 
-def build_model(config: ml_collections.ConfigDict) -> Llava:
-  return Llava(_llava_config(config))
+class LlavaOnBatch(nn.Module):
+  """The engine's view of the backend: `apply(variables, batch, train=False)` -> {'logits'}.
+
+  The batch holds one video's frames (F, S, S, 3) and prompts (B, L) whose visual block starts at
+  position 0; the runner drives `Llava` directly (pipeline.Grounder)."""
+  config: LlavaConfig
+
+  @nn.compact
+  def __call__(self, batch: dict, train: bool = False) -> dict:
+    del train
+    ids = batch['ids']
+    last = jnp.full((ids.shape[0], 1), ids.shape[1] - 1)
+    return Llava(self.config, name='llava')(batch['pixels'], ids, 0, last)
+
+
+def build_model(config: ml_collections.ConfigDict) -> LlavaOnBatch:
+  return LlavaOnBatch(_llava_config(config))
 
 
 def dummy_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict:
-  """One frame per sample and a prompt holding just its visual block (parameter counting)."""
+  """One frame and prompts holding just its visual block and one text token."""
   c = _llava_config(config)
   size = c.vision.image_size
   return {'pixels': jnp.zeros((1, size, size, 3)),
@@ -43,8 +59,9 @@ def postprocess(outputs, metadata, config) -> list[dict]:
 
 
 def load_weights(path: str, config: ml_collections.ConfigDict):
+  """Params of `build_model(config)` from a Hugging Face folder."""
   overrides = {k: v for k, v in config.model.overrides.items() if v is not None}
-  return convert.load_weights(path, jnp.dtype(config.model.dtype), **overrides)[1]
+  return {'llava': convert.load_weights(path, jnp.dtype(config.model.dtype), **overrides)[1]}
 
 
 TASK = registry.Task(

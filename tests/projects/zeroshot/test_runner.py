@@ -3,10 +3,11 @@ on the synthetic tube benchmark with the tiny random OneVision backend (mechanic
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 
-from jaxvg import configs
+from jaxvg import configs, registry
 from jaxvg.data import synthetic_tubes
 from jaxvg.errors import UserError
 from jaxvg.projects.zeroshot import runner
@@ -41,6 +42,16 @@ def test_predict_on_synthetic_tubes_writes_scored_rows(tmp_path):
   brief = metrics['brief']
   assert all(0.0 <= brief[k] <= 100.0 for k in ('m_tIoU', 'm_vIoU', 'gt_vIoU'))
   assert json.loads((tmp_path / 'run' / 'metrics.json').read_text()) == pytest.approx(brief)
+
+
+def test_task_model_takes_the_dummy_batch_and_the_loaded_weights():
+  config = configs.load(str(ROOT / 'configs' / 'zeroshot' / 'synthetic.py') + ':tiny')
+  task = registry.get_task(config.task)
+  model, batch = task.build_model(config), task.dummy_batch(config, 2)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), batch)['params'])
+  params = task.load_weights(config.model.folder, config)
+  assert jax.tree.map(np.shape, params) == jax.tree.map(lambda s: s.shape, shapes)
+  assert model.apply({'params': params}, batch)['logits'].shape[:2] == (2, 1)
 
 
 def test_train_mode_is_refused():
