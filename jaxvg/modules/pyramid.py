@@ -19,6 +19,9 @@ class ConvPyramid(nn.Module):
   the coarser levels are built from ReLU(x), and so is everything the caller reads from x
   afterwards (R²-Tuning's saliency cosine and its saliency loss). Released checkpoints were
   trained that way; the pyramid returns x as the official code leaves it, next to the levels.
+  There is deliberately no option for levels built from the raw x: no released checkpoint or
+  reported number comes from that variant, and a model trained either way reads ReLU(x) at
+  stride 1 anyway.
   """
   dims: int
   strides: Sequence[int]
