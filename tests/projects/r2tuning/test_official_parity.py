@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.convert.r2tuning import load_official, to_official
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Tuning
-from jaxvg.postprocess.moments import postprocess
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.convert import load_official, to_official
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Tuning
+from jaxvg.projects.r2tuning.postprocess import postprocess
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / 'fixtures' / 'r2tuning_official'
 META = json.loads((FIXTURES / 'meta.json').read_text())
@@ -35,8 +35,7 @@ SOFTMAX_INVARIANT = ('adapter.tem.cross_att.k.bias', 'adapter.tem.self_att.k.bia
 def config(variant: str, official_padding: bool = False):
   """The jaxvg preset of the variant at the fixtures' widths, dropout off (as the fixtures);
   a rolled scan (the same numbers, the smallest graph to compile)."""
-  c = (configs.r2tuning_base() if variant == 'qvh' else
-       configs.r2tuning_highlight('tvsum', 'BK', ('BK',), 500))
+  c = r2_config.base() if variant == 'qvh' else r2_config.highlight('tvsum', 'BK', ('BK',), 500)
   c.model.update(dims=META['dims'], video_dims=META['video_dims'], query_dims=META['query_dims'],
                  num_tokens=META['num_tokens'], num_heads=META['num_heads'], dropout=0.0,
                  droppath=0.0, official_padding=official_padding, scan_unroll=1)
@@ -100,7 +99,7 @@ def step_fn(variant: str, official_padding: bool):
                  loss_layer_cal=config.loss.layer_cal_weight)
 
   def total(p, b):
-    outputs = R2Tuning(config.model).apply({'params': p}, b)
+    outputs = R2Tuning(config.model).apply({'params': p}, b, train=True)  # dropout rates 0
     loss, terms = loss_fn(outputs, b, config)
     return loss, {k: v * weights[k] for k, v in terms.items()}
 
@@ -162,6 +161,30 @@ def test_sampled_nce_without_column_candidates_stays_finite(train):
   for name, value in part(train, 'qvh_nan/loss/').items():
     assert relative_error(terms[name], value) < RTOL, name
   assert all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_data_path_official_padding_batch_equals_official_collate(train):
+  """jaxvg's reader, targets and collate with official_padding=True give the official collated
+  batch (padded to the batch's longest video and query); the positive clip is drawn by each
+  side's own sampler, so it only has to be a clip the official sampler could draw."""
+  from jaxvg.data.readers import read_split
+  from jaxvg.data.temporal import TemporalGroundingData
+  c = config('qvh', official_padding=True)
+  c.data.update(anno_dir=str(FIXTURES), feature_dir=str(FIXTURES))
+  records = read_split('qvhighlights', str(FIXTURES), 'train').records
+  data = TemporalGroundingData.from_config(c, train=True, seed=0)
+  examples = [data.example(r, epoch=0, index=i) for i, r in enumerate(records)]
+  batch, _ = data.collate(examples, max(data.length(r) for r in records))
+  expected = model_batch(part(train, 'qvh/batch/'), fps=0.5)
+  for key in ('video', 'video_mask', 'query', 'query_mask', 'saliency'):
+    np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+  g = expected['windows'].shape[1]
+  np.testing.assert_array_equal(batch['window_mask'][:, :g], expected['window_mask'])
+  assert not batch['window_mask'][:, g:].any()
+  np.testing.assert_allclose(batch['windows'][:, :g][expected['window_mask']],
+                             expected['windows'][expected['window_mask']], rtol=1e-6)
+  rows = np.arange(len(records))
+  assert np.all(expected['saliency'][rows, batch['pos_clip']] > 0)
 
 
 # ---- inference: official checkpoint -> predictions, as the official validation makes them ----
@@ -245,7 +268,7 @@ def test_tvsum_saliency_matches_official():
 def test_schedule_matches_nncore_every_iteration(train, case, steps_per_epoch, warmup,
                                                  decay_epochs):
   from jaxvg.train.optim import learning_rate_schedule
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.optim.update(warmup_steps=warmup, decay_epochs=decay_epochs)
   expected = train[f'schedule/{case}']
   steps = np.arange(len(expected))
