@@ -156,14 +156,11 @@ def highlight(dataset: str, domain: str, domains: tuple[str, ...], epochs: int
   c.model.strides = (1,)
   c.model.use_coord_head = False
   c.model.merge_cls_sal = False
-  c.model.dropout = 0.5
   c.loss.cls_type = 'dynamic_bce'
   c.loss.reg_weight = 0.0
-  c.loss.sal_weight = 0.1
   c.loss.sal_direction = 'row'
   c.train.batch_size = 4
   c.train.epochs = epochs
-  c.optim.lr = 5e-4
   c.optim.warmup_steps = 50
   c.optim.decay_epochs = ()
   return c
