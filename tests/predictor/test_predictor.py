@@ -140,18 +140,6 @@ def test_bad_inputs_exit_2_with_one_line(bad_videos, event_video, video, query, 
   assert sorted(p.name for p in bad_videos.iterdir()) == before
 
 
-def test_command_line_missing_video_exits_2(tmp_path):
-  """Through `python -m jaxvg.main`: exit status 2, one error line, no traceback."""
-  result = subprocess.run(
-      [sys.executable, '-m', 'jaxvg.main', '--config', str(
-          helpers.REPO / 'configs' / 'r2tuning' / 'synthetic.py') + ':tiny',
-       '--mode', 'predict', '--video', str(tmp_path / 'nope.mp4'), '--query', 'a red circle'],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 2
-  assert 'nope.mp4: no such video file' in result.stdout
-  assert 'Traceback' not in result.stdout + result.stderr
-
-
 def test_longer_than_lighthouse_limit(predictor, tmp_path):
   """A 200 s video (Lighthouse stops at 150 s) is grounded over its whole length."""
   from jaxvg.data import synthetic
