@@ -6,8 +6,6 @@ CLIP, the batched jitted grounding call, post-processing, JSON and the PNG plot.
 """
 import json
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
