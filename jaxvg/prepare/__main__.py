@@ -1,12 +1,13 @@
-"""`python -m jaxvg.prepare frames|features ...`: offline data preparation.
+"""`python -m jaxvg.prepare frames|features|degrade ...`: offline data preparation.
 
 frames    decode videos with PyAV into pre-decoded frame shards (jaxvg.prepare.frames)
 features  run the frozen CLIP over pre-decoded frames into the feature cache (jaxvg.prepare.features)
+degrade   re-encode videos with H.264 at a CRF, or as the mixing protocol says (jaxvg.prepare.degrade)
 """
 import importlib
 import sys
 
-_COMMANDS = ('frames', 'features')
+_COMMANDS = ('frames', 'features', 'degrade')
 
 
 def main(argv: list[str]) -> int:
