@@ -50,7 +50,7 @@ class NSTConfig:
   # drops g_N (a pure q-gated row-space residual).
   null_generator: bool = True
 
-  # QAU [recon, §3.1]: q = sigmoid(MLP(LayerNorm(mean over pool_axes of x))), one per point.
+  # QAU [recon, §3.1]: q = sigmoid(MLP([mean, RMS] of x over pool_axes)), one per point.
   quality_hidden: int = 32
   # Initial logit of q (0 → q = 0.5). The generators start at zero, so Δ = 0 regardless.
   quality_init_bias: float = 0.0

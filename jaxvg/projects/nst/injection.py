@@ -37,7 +37,8 @@ from flax import linen as nn
 
 from jaxvg.modules import nullspace
 from jaxvg.projects.nst.config import NSTConfig, PointSpec
-from jaxvg.projects.nst.units import DualSpaceResidual, LoRA, QualityAdaptiveUnit
+from jaxvg.projects.nst.units import (QUALITY_COLLECTION, DualSpaceResidual, LoRA,
+                                      QualityAdaptiveUnit)
 
 EXCLUSIVE, SHARED = 'exclusive', 'shared'
 TRAINABLE, FROZEN = 'trainable', 'frozen'
@@ -91,9 +92,9 @@ def resolve_points(base: nn.Module, nst: NSTConfig) -> list[ResolvedPoint]:
 class Tuned(nn.Module):
   """The frozen `base` with NST / LoRA units at `nst.points`; call it as the base is called.
 
-  `quality` (call keyword, NST only) replaces every QAU's score, e.g. 0.0 for the guarantee
-  check; a `train` keyword, if the base takes one, also selects the soft (train) or hard-gated
-  (eval) quality.
+  Call keywords of its own: `quality` (NST only) replaces every QAU's score, e.g. 0.0 for the
+  guarantee check; `train_units` selects the soft (train) or hard-gated (eval) quality, and
+  defaults to the base's own `train` keyword when the base takes one.
   """
   base: nn.Module
   nst: NSTConfig
@@ -110,10 +111,11 @@ class Tuned(nn.Module):
     elif self.nst.method == 'lora':
       self.lora = {p.unit: LoRA(self.nst.lora_rank, self.nst.lora_alpha) for p in points}
 
-  def __call__(self, *args, quality: float | jax.Array | None = None, **kwargs) -> Any:
+  def __call__(self, *args, quality: float | jax.Array | None = None,
+               train_units: bool | None = None, **kwargs) -> Any:
     if self.nst.method in ('frozen', 'full'):
       return self.base(*args, **kwargs)
-    train = bool(kwargs.get('train', False))
+    train = bool(kwargs.get('train', False)) if train_units is None else train_units
 
     def interceptor(next_fun, call_args, call_kwargs, context):
       module = context.module
@@ -168,9 +170,10 @@ def _base_kernel(params: Mapping, path: str) -> jax.Array:
 def attach_nullspace(variables: Mapping, base: nn.Module, nst: NSTConfig
                      ) -> tuple[dict, list[str]]:
   """`variables` with the 'nullspace' collection for NST's points, recomputing (SVD) only the
-  bases whose frozen kernel changed since the entries already in `variables`. Returns (new
-  variables, points recomputed)."""
+  bases whose frozen kernel changed since the entries already in `variables`, and without the
+  QAU logits an `init` sowed. Returns (new variables, points recomputed)."""
   variables = flax.core.unfreeze(variables)
+  variables.pop(QUALITY_COLLECTION, None)
   if nst.method != 'nst':
     return variables, []
   points = resolve_points(base, nst)

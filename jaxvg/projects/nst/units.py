@@ -14,8 +14,9 @@ QUALITY_COLLECTION = 'nst_quality'  # sown QAU logits, for the optional BCE
 
 
 class QualityAdaptiveUnit(nn.Module):
-  """q ∈ [0, 1] (0 = high quality) from the input averaged over `pool_axes`, broadcastable
-  against the input. The logit is sown into `QUALITY_COLLECTION` for the BCE."""
+  """q ∈ [0, 1] (0 = high quality) from the input's mean and root-mean-square over `pool_axes`
+  (not normalised: blur and noise show as a change of feature energy), broadcastable against
+  the input. The logit is sown into `QUALITY_COLLECTION` for the BCE."""
   hidden: int
   pool_axes: Sequence[int] = ()
   init_bias: float = 0.0
@@ -25,8 +26,10 @@ class QualityAdaptiveUnit(nn.Module):
     axes = tuple(axis % x.ndim for axis in self.pool_axes)
     if x.ndim - 1 in axes:
       raise ValueError(f'pool_axes {tuple(self.pool_axes)} include the channel axis of {x.shape}')
-    pooled = x.astype(jnp.float32).mean(axis=axes, keepdims=True) if axes else x.astype(jnp.float32)
-    hidden = nn.gelu(nn.Dense(self.hidden)(nn.LayerNorm()(pooled)))
+    x = x.astype(jnp.float32)
+    mean = x.mean(axis=axes, keepdims=True)
+    rms = jnp.sqrt(jnp.square(x).mean(axis=axes, keepdims=True) + 1e-12)
+    hidden = nn.gelu(nn.Dense(self.hidden)(jnp.concatenate([mean, rms], axis=-1)))
     logit = nn.Dense(1, bias_init=nn.initializers.constant(self.init_bias))(hidden)
     self.sow(QUALITY_COLLECTION, 'logits', logit)
     return nn.sigmoid(logit)
