@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxvg.data import degradations
 from jaxvg.data import frames as frames_lib
+from jaxvg.errors import UserError
 
 
 def reencode_h264(source: str, target: str, crf: int, preset: str = 'medium') -> int:
@@ -94,8 +95,7 @@ def main(argv: list[str]) -> int:
                                            tuple(args.severities))
     written = degrade(args.videos, args.out, crf=args.crf, seed=args.seed, protocol=protocol)
   except (ValueError, OSError, av.error.FFmpegError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    raise UserError(str(e)) from e
   print(f'degrade: {len(written)} videos re-encoded with H.264 into {args.out}')
   return 0
 

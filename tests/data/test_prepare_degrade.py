@@ -68,5 +68,7 @@ def test_cli_follows_the_mixing_protocol(tmp_path, capsys):
     assert json.load(f) == expected
   assert sorted(os.listdir(tmp_path / 'out')) == sorted([f'{v}.mp4' for v in expected] +
                                                         ['degraded.json'])
-  assert prepare_main.main(['degrade', '--videos', str(videos), '--out', str(tmp_path / 'x')]) == 2
+  with pytest.raises(SystemExit) as exit_info:
+    prepare_main.main(['degrade', '--videos', str(videos), '--out', str(tmp_path / 'x')])
+  assert exit_info.value.code == 2
   assert capsys.readouterr().err.startswith('error: give exactly one')
