@@ -119,7 +119,8 @@ def defocus_blur(images: jax.Array, severity: jax.Array, radius_scale: float = 1
   size, channels = kernel.shape[0], images.shape[-1]
   pad = size // 2
   if pad >= min(images.shape[-3:-1]):
-    raise ValueError(f'images {images.shape[-3:-1]} are too small for a {size}-pixel defocus kernel')
+    raise ValueError(f'images {images.shape[-3:-1]} are too small for a {size}-pixel '
+                     'defocus kernel')
   flat = images.reshape((-1,) + images.shape[-3:]).astype(jnp.float32) / 255.0
   flat = jnp.pad(flat, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
   filters = jnp.broadcast_to(kernel[:, :, None, None], (size, size, 1, channels))
@@ -197,15 +198,16 @@ def jpeg(images: jax.Array, severity: jax.Array) -> jax.Array:
   # JPEG pads to whole 16×16 macro-blocks by repeating the last row and column.
   padded_h, padded_w = -(-height // 16) * 16, -(-width // 16) * 16
   flat = jnp.pad(flat, ((0, 0), (0, padded_h - height), (0, padded_w - width), (0, 0)), mode='edge')
+  chroma_offset = jnp.array([0.0, 128, 128])[:, None, None]
   ycbcr = jnp.einsum('nhwc,dc->ndhw', flat, jnp.asarray(_RGB_TO_YCBCR),
-                     precision=jax.lax.Precision.HIGHEST) + jnp.array([0.0, 128, 128])[:, None, None]
+                     precision=jax.lax.Precision.HIGHEST) + chroma_offset
   luma = _quantise_blocks(ycbcr[:, 0] - 128, luma_table) + 128
   n = flat.shape[0]
   chroma = ycbcr[:, 1:].reshape(n, 2, padded_h // 2, 2, padded_w // 2, 2).mean((3, 5))
   chroma = _quantise_blocks(chroma.reshape(2 * n, padded_h // 2, padded_w // 2) - 128,
                             chroma_table) + 128
   chroma = jnp.repeat(jnp.repeat(chroma.reshape(n, 2, padded_h // 2, padded_w // 2), 2, -2), 2, -1)
-  ycbcr = jnp.concatenate([luma[:, None], chroma], axis=1) - jnp.array([0.0, 128, 128])[:, None, None]
+  ycbcr = jnp.concatenate([luma[:, None], chroma], axis=1) - chroma_offset
   rgb = jnp.einsum('ndhw,cd->nhwc', ycbcr, jnp.asarray(np.linalg.inv(_RGB_TO_YCBCR)),
                    precision=jax.lax.Precision.HIGHEST)
   rgb = jnp.clip(jnp.round(rgb[:, :height, :width]), 0, 255)

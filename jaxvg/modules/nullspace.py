@@ -71,8 +71,8 @@ class Subspaces:
   rank: int
 
 
-def null_rank(singular_values: np.ndarray, shape: tuple[int, int], rank_rule: RankRule = 'matrix_rank',
-              energy: float = 1e-3) -> int:
+def null_rank(singular_values: np.ndarray, shape: tuple[int, int],
+              rank_rule: RankRule = 'matrix_rank', energy: float = 1e-3) -> int:
   """The rank r under `rank_rule` (module docstring); the null space has dimension d_in − r."""
   d_out, d_in = shape
   sigma = np.asarray(singular_values, dtype=np.float64)

@@ -64,7 +64,8 @@ def resolve_points(base: nn.Module, nst: NSTConfig) -> list[ResolvedPoint]:
   declarations = [*nst.declared_inputs, *getattr(type(base), 'NST_INPUTS', {}).items()]
   for _, kind in declarations:
     if kind not in (EXCLUSIVE, SHARED):
-      raise InjectionPointError(f'declared input kind must be {EXCLUSIVE!r} or {SHARED!r}, got {kind!r}')
+      raise InjectionPointError(
+          f'declared input kind must be {EXCLUSIVE!r} or {SHARED!r}, got {kind!r}')
   resolved = []
   for spec in nst.points:
     kind = next((kind for pattern, kind in declarations if re.fullmatch(pattern, spec.path)), None)
@@ -226,5 +227,6 @@ def optimizer(tx: optax.GradientTransformation, params: Mapping, nst: NSTConfig
 
 def freeze(params: Mapping, labels: Any) -> Any:
   """stop_gradient on the frozen leaves, so no gradient is even computed through them."""
-  return jax.tree.map(lambda leaf, label: leaf if label == TRAINABLE else jax.lax.stop_gradient(leaf),
-                      flax.core.unfreeze(params), labels)
+  return jax.tree.map(
+      lambda leaf, label: leaf if label == TRAINABLE else jax.lax.stop_gradient(leaf),
+      flax.core.unfreeze(params), labels)

@@ -86,7 +86,8 @@ def make_images(rng: np.random.Generator, count: int, size: int, classes: int
   return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int32)
 
 
-def draw_codes(protocol: dg.MixingProtocol, seed: int, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def draw_codes(protocol: dg.MixingProtocol, seed: int, names: list[str]
+               ) -> tuple[np.ndarray, np.ndarray]:
   """(kind index, severity) per name under the protocol."""
   draws = [dg.draw(protocol, seed, name) for name in names]
   return (np.array([d.kind_index for d in draws], np.int32),
@@ -110,7 +111,8 @@ def _train(apply: Callable, params: dict, labels_tree: Any, config: ToyConfig, s
   def step(params, state, batch):
     def loss_fn(params):
       outputs, sown = apply(injection.freeze(params, labels_tree), batch)
-      ce = optax.softmax_cross_entropy_with_integer_labels(outputs['logits'], batch['labels']).mean()
+      ce = optax.softmax_cross_entropy_with_integer_labels(outputs['logits'],
+                                                           batch['labels']).mean()
       bce = losses.quality_bce(sown, batch['low_quality']) if quality_weight else 0.0
       return ce + quality_weight * bce
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -154,8 +156,9 @@ def run(config: ToyConfig = ToyConfig(), log: Callable[[str], None] = lambda _: 
       splits[split] = jnp.asarray(test_images)
     else:
       kinds, severities = draw_codes(protocol, config.seed + 1, names)
-      splits[split] = _degrade(jnp.asarray(test_images), jnp.asarray(kinds), jnp.asarray(severities),
-                               jax.random.key(config.seed + 1), config.protocol.radius_scale)
+      splits[split] = _degrade(jnp.asarray(test_images), jnp.asarray(kinds),
+                               jnp.asarray(severities), jax.random.key(config.seed + 1),
+                               config.protocol.radius_scale)
 
   # 3. Each method from the same base, on mixed data degraded inside the step.
   rows, guarantee, base_logits = {}, {}, None
@@ -178,7 +181,8 @@ def run(config: ToyConfig = ToyConfig(), log: Callable[[str], None] = lambda _: 
       kinds, severities = draw_codes(config.protocol, config.seed,
                                      [f'train-{i}-{index}' for i in chosen])
       return {'images': train_images[chosen], 'labels': train_labels[chosen],
-              'kinds': kinds, 'severities': severities, 'low_quality': (kinds > 0).astype(np.float32),
+              'kinds': kinds, 'severities': severities,
+              'low_quality': (kinds > 0).astype(np.float32),
               'key': jax.random.fold_in(key, index)}
 
     params = variables['params']
@@ -198,14 +202,16 @@ def run(config: ToyConfig = ToyConfig(), log: Callable[[str], None] = lambda _: 
         'hq_max_drift': float(drift.max()),
         'hq_unchanged': float((drift <= 1e-5 * np.abs(base_logits).max()).mean()),
         'hq_predictions_changed': float((logits['hq'].argmax(1) != base_logits.argmax(1)).mean()),
-        'trainable': int(sum(leaf.size for leaf, label in zip(
-            jax.tree.leaves(params), jax.tree.leaves(labels_tree)) if label == injection.TRAINABLE)),
+        'trainable': int(sum(
+            leaf.size for leaf, label in zip(jax.tree.leaves(params), jax.tree.leaves(labels_tree))
+            if label == injection.TRAINABLE)),
     }
     if method == 'nst':
       gate = jax.jit(lambda p, images, model=model, extra=extra: jax.tree.leaves(model.apply(
           {'params': p, **extra}, images, mutable=['nst_quality'])[1]))
       for split in ('hq', 'lq'):  # the QAUs' calls as evaluated (hard gate), all points agreeing
-        logits_per_point = [np.asarray(l).reshape(len(test_labels), -1) for l in gate(params, splits[split])]
+        logits_per_point = [np.asarray(logit).reshape(len(test_labels), -1)
+                            for logit in gate(params, splits[split])]
         said_lq = np.any([(l > 0).any(axis=1) for l in logits_per_point], axis=0)
         rows[method][f'gate_{split}_correct'] = float((said_lq == (split == 'lq')).mean())
       forced = np.asarray(evaluate(params, splits['hq'], 0.0))
@@ -225,20 +231,23 @@ def _degrade_in_step(batch: dict, config: ToyConfig) -> jax.Array:
 
 def format_table(result: dict) -> str:
   """A Markdown table of the result."""
-  header = ('| method | HQ acc | LQ acc | mixed acc | HQ max abs logit drift | HQ outputs unchanged '
-            '| HQ predictions changed | trainable |')
+  header = ('| method | HQ acc | LQ acc | mixed acc | HQ max abs logit drift '
+            '| HQ outputs unchanged | HQ predictions changed | trainable |')
   lines = [header, '|' + '---|' * 8]
   names = {'frozen': 'frozen base', 'lora': 'LoRA', 'full': 'full FT (same layers)', 'nst': 'NST'}
   for method, row in result['rows'].items():
     lines.append(f"| {names[method]} | {row['hq_accuracy']:.3f} | {row['lq_accuracy']:.3f} | "
                  f"{row['mixed_accuracy']:.3f} | {row['hq_max_drift']:.2e} | "
-                 f"{100 * row['hq_unchanged']:.1f} % | {100 * row['hq_predictions_changed']:.1f} % | "
+                 f"{100 * row['hq_unchanged']:.1f} % | "
+                 f"{100 * row['hq_predictions_changed']:.1f} % | "
                  f"{row['trainable']:,} |")
   nst = result['rows'].get('nst')
   if nst and 'gate_hq_correct' in nst:
     lines.append(f"\nNST's quality gate (hard, 0.5): HQ test images called HQ at every point "
-                 f"{100 * nst['gate_hq_correct']:.1f} %, LQ called LQ {100 * nst['gate_lq_correct']:.1f} %")
+                 f"{100 * nst['gate_hq_correct']:.1f} %, "
+                 f"LQ called LQ {100 * nst['gate_lq_correct']:.1f} %")
   if result['guarantee']:
-    lines.append(f"\nNST with q = 0 forced on HQ: max |Δ logit| = {result['guarantee']['q0_max_drift']:.2e} "
+    lines.append(f"\nNST with q = 0 forced on HQ: "
+                 f"max |Δ logit| = {result['guarantee']['q0_max_drift']:.2e} "
                  f"({result['guarantee']['q0_relative_drift']:.1e} of the largest logit)")
   return '\n'.join(lines)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxvg.modules import nullspace
-from jaxvg.projects.nst import injection, losses
+from jaxvg.projects.nst import injection, losses, units
 from jaxvg.projects.nst.config import NSTConfig, PointSpec
 
 POINTS = ('conv', 'block/fc2')
@@ -110,7 +110,7 @@ def test_null_part_is_invisible_to_every_point():
              'block.fc2': trained['params']['base']['block']['fc2']['kernel']}
   for unit, kernel in kernels.items():
     x = jax.random.normal(jax.random.key(4), (50, kernel.shape[0]))
-    residual = injection.DualSpaceResidual(16)
+    residual = units.DualSpaceResidual(16)
     delta = residual.apply({'params': trained['params'][f'residual_{unit}'],
                             'nullspace': trained['nullspace'][f'residual_{unit}']}, x, 0.0)
     w, d = np.asarray(kernel, np.float64).T, np.asarray(delta, np.float64).T
