@@ -9,7 +9,7 @@ degrade   re-encode videos with H.264 at a CRF, or as the mixing protocol says (
 import importlib
 import sys
 
-from jaxvg.errors import cli_boundary
+from jaxvg.errors import UserError, cli_boundary
 
 _COMMANDS = ('frames', 'features', 'stvg_frames', 'degrade')
 
@@ -17,8 +17,9 @@ _COMMANDS = ('frames', 'features', 'stvg_frames', 'degrade')
 @cli_boundary
 def main(argv: list[str]) -> int:
   if not argv or argv[0] not in _COMMANDS:
-    print(__doc__.strip(), file=sys.stderr)
-    return 2
+    given = repr(argv[0]) if argv else 'no command'
+    raise UserError(f'{given}: choose one of {", ".join(_COMMANDS)} '
+                    '(python -m jaxvg.prepare COMMAND --help)')
   module = importlib.import_module(f'jaxvg.prepare.{argv[0]}')
   return module.main(argv[1:]) or 0
 
