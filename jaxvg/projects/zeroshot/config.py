@@ -27,7 +27,7 @@ def base(backend: str = 'onevision', mode: str = 'full') -> ml_collections.Confi
     raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
   preset = BACKENDS[backend]
   c = ml_collections.ConfigDict()
-  c.task = 'jaxvg.projects.zeroshot.task'   # 'zeroshot' once registry.TASK_MODULES names it
+  c.task = 'zeroshot'
   c.seed = 0
 
   c.model = ml_collections.ConfigDict()
