@@ -66,6 +66,9 @@ def base_config() -> ml_collections.ConfigDict:
   loss.eos = 0.3
   loss.sigma = 2.0
   loss.aux = True
+  # The official confidence target (IoU of the predicted box) is not detached, so loss_conf
+  # also trains the boxes; False detaches it.
+  loss.conf_target_gradient = True
 
   o = c.optim = ml_collections.ConfigDict()
   o.optimizer = 'adamw'

@@ -10,6 +10,7 @@ import pytest
 import cgstvg_seeded as seeded
 from configs.cgstvg import synthetic
 from jaxvg.projects.cgstvg.convert import ALIASES, from_official
+from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG
 
 FIXTURE = pathlib.Path(__file__).parents[2] / 'fixtures' / 'cgstvg_official_tiny.npz'
@@ -91,19 +92,40 @@ def compare(fixture, prefix, out, inter):
   return diffs
 
 
-def test_inference_matches_official(fixture, variables):
+@pytest.fixture(scope='module')
+def eval_run(variables):
+  return run(variables, inputs(), gt_context=False)
+
+
+@pytest.fixture(scope='module')
+def train_run(variables, fixture):
+  return run(variables, inputs(fixture['train/gt_boxes']), gt_context=True)
+
+
+def test_inference_matches_official(fixture, eval_run):
   """Confidence-driven context; the batch carries no targets at all."""
-  out, inter = run(variables, inputs(), gt_context=False)
+  out, inter = eval_run
   c5 = fixture['eval/c5'].transpose(0, 2, 3, 1)
   diffs = compare(fixture, 'eval', out, inter)
   diffs['c5'] = rel_diff(inter['c5'][0], c5)
   assert max(diffs.values()) < TOL, diffs
 
 
-def test_training_context_matches_official(fixture, variables):
+def test_training_context_matches_official(fixture, train_run):
   """Ground-truth context (the official training branch), dropout off."""
-  out, inter = run(variables, inputs(fixture['train/gt_boxes']), gt_context=True)
+  out, inter = train_run
   diffs = compare(fixture, 'train', out, inter)
   assert max(diffs.values()) < TOL, diffs
   # the two branches chose different context, so the later layers' boxes differ
   assert np.abs(fixture['train/anchors'][-1] - fixture['eval/anchors'][-1]).max() > 1e-4
+
+
+def test_loss_terms_match_official(fixture, train_run):
+  out, _ = train_run
+  total, terms = loss_fn(out, inputs(fixture['train/gt_boxes']), parity_config())
+  official = {k[len('loss/'):]: float(v) for k, v in fixture.items() if k.startswith('loss/')}
+  assert set(terms) | {'total'} == set(official)
+  terms['total'] = total
+  diffs = {k: abs(float(terms[k]) - v) / abs(v) for k, v in official.items()}
+  print('loss', {k: f'{v:.1e}' for k, v in diffs.items()})
+  assert max(diffs.values()) < TOL, diffs
