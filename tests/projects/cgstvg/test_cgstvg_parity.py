@@ -1,6 +1,7 @@
 """Parity with the official CG-STVG code (HengLan/CGSTVG f062d84): the same seeded weights, in
 the official state-dict layout, and the same frames and text through both; every intermediate
 within 1e-4 relative. Fixture: tests/fixtures/cgstvg_official_fixtures.py."""
+import functools
 import pathlib
 
 import jax
@@ -68,11 +69,14 @@ def inputs(with_targets=None):
   return batch
 
 
+@functools.partial(jax.jit, static_argnames='gt_context')
+def apply(variables, batch, gt_context):
+  return CGSTVG(parity_config()).apply(variables, batch, train=False, gt_context=gt_context,
+                                       mutable=['intermediates'])
+
+
 def run(variables, batch, gt_context):
-  model = CGSTVG(parity_config())
-  fn = jax.jit(lambda v, b: model.apply(v, b, train=False, gt_context=gt_context,
-                                        mutable=['intermediates']))
-  out, state = fn(variables, batch)
+  out, state = apply(variables, batch, gt_context)
   inter = {k: v[0] for k, v in state['intermediates'].items()}
   return out, inter
 
@@ -103,7 +107,8 @@ def train_run(variables, fixture):
 
 
 def test_inference_matches_official(fixture, eval_run):
-  """Confidence-driven context; the batch carries no targets at all."""
+  """Confidence-driven context; the batch carries no targets at all (so eval cannot read them:
+  the official decoder's gt_info(targets) at inference does not affect its outputs)."""
   out, inter = eval_run
   c5 = fixture['eval/c5'].transpose(0, 2, 3, 1)
   diffs = compare(fixture, 'eval', out, inter)
@@ -129,3 +134,22 @@ def test_loss_terms_match_official(fixture, train_run):
   diffs = {k: abs(float(terms[k]) - v) / abs(v) for k, v in official.items()}
   print('loss', {k: f'{v:.1e}' for k, v in diffs.items()})
   assert max(diffs.values()) < TOL, diffs
+
+
+def test_padding_is_invisible(variables, eval_run):
+  """The last frame and text token marked padding: what the padded slots hold does not change
+  any output of the valid frames (same shapes as above: no new compile)."""
+  outputs = []
+  for fill in (0.0, 3.0):
+    batch = inputs()
+    batch['frame_mask'][0, -1] = False
+    batch['text_mask'][0, -2] = False
+    batch['frames'][0, -1] = fill
+    batch['swin'][0, -1] = -fill
+    batch['text_ids'][0, -2] = 5 + int(fill)
+    outputs.append(run(variables, batch, gt_context=False)[0])
+  for key in ('boxes', 'conf', 'sted', 'actioness'):
+    np.testing.assert_allclose(outputs[0][key][:, :, :-1], outputs[1][key][:, :, :-1],
+                               rtol=1e-5, atol=1e-6, err_msg=key)
+  # and the padding did change something: the valid frames no longer see that frame and token
+  assert np.abs(outputs[0]['boxes'][:, :, :-1] - eval_run[0]['boxes'][:, :, :-1]).max() > 1e-6
