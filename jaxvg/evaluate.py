@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from jaxvg import evaluation
+from jaxvg.errors import cli_boundary
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -28,13 +29,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+@cli_boundary
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
-  try:
-    results = evaluation.evaluate_files(args.dataset, args.submission_path, args.gt_path)
-  except (evaluation.EvaluationInputError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  results = evaluation.evaluate_files(args.dataset, args.submission_path, args.gt_path)
   text = json.dumps(results, indent=4)
   if not args.not_verbose:
     print(text)

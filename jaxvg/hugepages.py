@@ -55,6 +55,8 @@ def environment(environ: dict[str, str]) -> dict[str, str]:
 def reexec_with_huge_pages() -> None:
   """Replace this process by the same command with huge pages on (no-op when not `wanted`)."""
   if wanted():
+    print('jaxvg: restarting once with glibc huge pages for XLA host buffers '
+          '(JAXVG_HUGE_PAGES=0 opts out)', file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment(dict(os.environ)))

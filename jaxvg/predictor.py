@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from jaxvg.data.pipeline import pick_bucket
+from jaxvg.errors import UserError
 
 QUERY_BUCKETS = (1, 4, 16)   # queries per jitted call; more are grounded 16 at a time
 CALL_BUDGET = 2 ** 28        # video feature elements per call (queries x T x K x P x Dv): 1 GiB
@@ -33,7 +34,7 @@ FRAME_CHUNK = 16             # frames per jitted CLIP call when encoding a video
 THUMBNAIL_STRIDE = 2         # thumbnails kept for the plot: 224 / 2 = 112 pixels
 
 
-class InputError(ValueError):
+class InputError(UserError):
   """A bad video or query; the CLI prints its message on one line and exits with code 2."""
 
 
@@ -146,16 +147,14 @@ class Predictor:
     config = ml_collections.ConfigDict(config.to_dict())
     if clip_path:
       config.clip.path = str(clip_path)
-    if checkpoint in ('latest', 'best') and not workdir:
-      raise ValueError(f"checkpoint {checkpoint!r} needs the run's workdir")
-    run = trainer.build_run(config)
-    state = trainer.restore_for_inference(run, workdir, checkpoint)
+    run = trainer.build_run(config, devices=jax.devices()[:1])
+    params = trainer.restore_params(run, workdir, checkpoint)
     self.config = config
     self.device = jax.devices()[0]
-    self.params = jax.device_put(state.params, self.device)
+    self.params = jax.device_put(params, self.device)
     if run.frozen is not None:      # frames path: the run holds the frozen CLIP it trained with
       clip_model = clip_lib.CLIP(clip_lib.get_arch(config.clip.arch))
-      clip_params = run.frozen
+      clip_params = run.frozen.params
     elif config.clip.path:
       clip_model, clip_params = clip_lib.load(config.clip.path)
     else:
@@ -183,7 +182,7 @@ class Predictor:
     """The run in `workdir`, with the config the trainer wrote to `<workdir>/config.json`."""
     path = pathlib.Path(workdir) / 'config.json'
     if not path.exists():
-      raise FileNotFoundError(f'{path} not found: is {workdir!r} a jaxvg run directory?')
+      raise InputError(f'{path} not found: is {workdir!r} a jaxvg run directory?')
     config = ml_collections.ConfigDict(json.loads(path.read_text()))
     for key in ('t_buckets', 'l_buckets'):     # JSON turned tuples into lists
       config.data[key] = tuple(config.data[key])
@@ -332,20 +331,16 @@ def main(config: ml_collections.ConfigDict, workdir: str | None, video: str,
          queries: Sequence[str], checkpoint: str = 'latest') -> int:
   """`--mode predict --video V --query Q...`: prints windows, writes JSON and a PNG plot.
 
-  Returns 0, or 2 after a one-line error for a bad video or query.
+  Bad videos and queries raise `InputError` before the model is built.
   """
-  try:
-    if not queries:
-      raise InputError('no --query given')
-    for q in queries:
-      check_query(q)
-    probe_video(video)             # bad files fail before the model is built
-    predictor = Predictor(config, workdir, checkpoint)
-    encoded = predictor.encode_video(video)
-    rows = predictor.predict(list(queries), encoded)
-  except (InputError, FileNotFoundError) as e:
-    print(f'error: {e}')
-    return 2
+  if not queries:
+    raise InputError('no --query given')
+  for q in queries:
+    check_query(q)
+  probe_video(video)
+  predictor = Predictor(config, workdir, checkpoint)
+  encoded = predictor.encode_video(video)
+  rows = predictor.predict(list(queries), encoded)
   from jaxvg import plotting
   out_dir = pathlib.Path(workdir or '.') / 'predictions'
   out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
-"""R²-Tuning on Ego4D-NLQ, official hyperparameters (r2tuning.md §5)."""
-from jaxvg import configs
+"""R²-Tuning on Ego4D-NLQ, official hyperparameters."""
+from jaxvg.projects.r2tuning import config as r2tuning
 
 
 def get_config():
-  config = configs.r2tuning_base()
+  config = r2tuning.base()
   config.data.dataset = 'ego4d_nlq'
   config.train.batch_size = 32
   config.train.epochs = 30
@@ -13,6 +13,4 @@ def get_config():
   config.loss.sal_weight = 0.1
   config.post.nms_type = 'linear'
   config.post.unit = 0.0
-  config.eval.dataset = 'ego4d_nlq'
-  config.eval.primary_metric = 'MR-full-R1@0.5'
   return config

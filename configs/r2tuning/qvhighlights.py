@@ -1,13 +1,13 @@
-"""R²-Tuning on QVHighlights (MR + HD), official hyperparameters (r2tuning.md §5).
+"""R²-Tuning on QVHighlights (MR + HD), official hyperparameters.
 
 python -m jaxvg.main --config configs/r2tuning/qvhighlights.py --workdir runs/qvh \
   --config.data.anno_dir=data/qvhighlights --config.data.feature_dir=data/qvhighlights
 """
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2tuning
 
 
 def get_config():
-  config = configs.r2tuning_base()
+  config = r2tuning.base()
   config.data.dataset = 'qvhighlights'
   config.data.repeat = 4              # RepeatDataset(times=4): one "epoch" is four passes.
   # Videos are 120-150 s = 60-75 clips of 2 s, and the official loader pads to the batch's
@@ -23,6 +23,4 @@ def get_config():
   config.post.nms_type = 'normal'
   config.post.nms_threshold = 0.7
   config.post.unit = 2.0
-  config.eval.dataset = 'qvhighlights'
-  config.eval.primary_metric = 'MR-full-mAP'
   return config

@@ -7,11 +7,16 @@ pre-decoded frames, as on a TPU. Scored with the official QVHighlights evaluator
   python -m jaxvg.main --config configs/r2tuning/synthetic.py --workdir runs/synthetic
   python -m jaxvg.main --config configs/r2tuning/synthetic.py:tiny ...   (tests, notebooks)
 """
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2tuning
+
+
+SIZES = ('default', 'tiny')
 
 
 def get_config(size: str = 'default'):
-  config = configs.r2tuning_base()
+  if size not in SIZES:
+    raise ValueError(f'size must be one of {SIZES} (config file ":size" argument), got {size!r}')
+  config = r2tuning.base()
   config.data.dataset = 'synthetic'
   config.data.source = 'frames'
   config.data.synthetic_size = size
@@ -32,8 +37,6 @@ def get_config(size: str = 'default'):
   config.optim.lr = 5e-4
   config.optim.warmup_steps = 50
   config.optim.decay_epochs = (5,)
-  config.eval.dataset = 'qvhighlights'
-  config.eval.primary_metric = 'MR-full-mAP'
   if size == 'tiny':                  # a few seconds per epoch: tests and the notebook's CI run
     config.model.dims = 32
     config.model.num_heads = 4

@@ -1,9 +1,9 @@
-"""R²-Tuning on TACoS, official hyperparameters (r2tuning.md §5)."""
-from jaxvg import configs
+"""R²-Tuning on TACoS, official hyperparameters."""
+from jaxvg.projects.r2tuning import config as r2tuning
 
 
 def get_config():
-  config = configs.r2tuning_base()
+  config = r2tuning.base()
   config.data.dataset = 'tacos'
   config.data.val_split = 'test'
   config.train.batch_size = 32
@@ -14,6 +14,4 @@ def get_config():
   config.loss.sal_weight = 0.05
   config.post.nms_type = 'linear'
   config.post.unit = 0.0
-  config.eval.dataset = 'tacos'
-  config.eval.primary_metric = 'MR-full-R1@0.5'
   return config

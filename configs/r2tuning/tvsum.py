@@ -1,12 +1,12 @@
-"""R²-Tuning on TVSum, one domain per run (r2tuning.md §5).
+"""R²-Tuning on TVSum, one domain per run.
 
 --config configs/r2tuning/tvsum.py:BK   (BK|BT|DS|FM|GA|MS|PK|PR|VT|VU)
 """
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2tuning
 
 DOMAINS = ('BK', 'BT', 'DS', 'FM', 'GA', 'MS', 'PK', 'PR', 'VT', 'VU')
 
 
 def get_config(domain: str = 'BK'):
-  config = configs.r2tuning_highlight('tvsum', domain, DOMAINS, epochs=500)
+  config = r2tuning.highlight('tvsum', domain, DOMAINS, epochs=500)
   return config

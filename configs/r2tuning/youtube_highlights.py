@@ -1,12 +1,12 @@
-"""R²-Tuning on YouTube Highlights, one domain per run (r2tuning.md §5).
+"""R²-Tuning on YouTube Highlights, one domain per run.
 
 --config configs/r2tuning/youtube_highlights.py:dog   (dog|gymnastics|parkour|skating|skiing|surfing)
 """
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2tuning
 
 DOMAINS = ('dog', 'gymnastics', 'parkour', 'skating', 'skiing', 'surfing')
 
 
 def get_config(domain: str = 'dog'):
-  config = configs.r2tuning_highlight('youtube_highlights', domain, DOMAINS, epochs=200)
+  config = r2tuning.highlight('youtube_highlights', domain, DOMAINS, epochs=200)
   return config

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from jaxvg import hugepages
 from jaxvg.bench import host
+from jaxvg.errors import UserError, cli_boundary
 
 SUITES = ('r2tuning', 'clip', 'data', 'evaluation')
 
@@ -52,6 +53,7 @@ def format_table(results: dict) -> str:
   return '\n'.join(f'{name:{width}s} {fmt(value)}' for name, value in rows.items())
 
 
+@cli_boundary
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--only', default=','.join(SUITES),
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
   only = [s for s in args.only.split(',') if s]
   unknown = sorted(set(only) - set(SUITES))
   if unknown:
-    parser.error(f'unknown suites {unknown}; choose from {SUITES}')
+    raise UserError(f'--only: unknown suites {unknown}; choose from {SUITES}')
 
   from jaxvg.bench import ceiling
   run_ticks = host.cpu_ticks()

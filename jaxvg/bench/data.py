@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.data import frames as frames_lib
 from jaxvg.data import pipeline
 
@@ -67,7 +67,7 @@ def run(num_batches: int = 6) -> dict:
   """Measures batches/s; returns a flat dict of numbers."""
   with tempfile.TemporaryDirectory() as root:
     _write_split(root)
-    c = configs.r2tuning_base()
+    c = r2_config.base()
     c.data.anno_dir = root
     c.data.video_feature_dir = os.path.join(root, 'vid')
     c.data.query_feature_dir = os.path.join(root, 'txt')

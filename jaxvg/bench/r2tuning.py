@@ -23,10 +23,9 @@ import jax
 import ml_collections
 import numpy as np
 
-import jaxvg.tasks  # noqa: F401  (registers the tasks)
-from jaxvg import configs
 from jaxvg.bench import SERVE_PREFIX, host
 from jaxvg.data import pipeline
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.train import step as step_lib
 from jaxvg.train import trainer
 
@@ -40,7 +39,7 @@ CLIPS, QUERY_TOKENS = 75, 20
 def qvh_config(batch_size: int = 8, precision: str = 'fp32',
                scan_unroll: int = 0) -> ml_collections.ConfigDict:
   """configs/r2tuning/qvhighlights.py's model and loss at a benchmark batch size."""
-  config = configs.r2tuning_base()
+  config = r2_config.base()
   config.model.dropout = 0.5
   config.model.scan_unroll = scan_unroll
   config.train.batch_size = batch_size
@@ -92,21 +91,28 @@ def _maxrss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _train_step(config) -> tuple[trainer.Run, Any, Any]:
+  """(run, initial train state, the engine's jitted train step) on one device."""
+  run = trainer.build_run(config, jax.devices()[:1])
+  state, shardings = trainer.init_train_state(run, 100)
+  step = step_lib.jit_train_step(
+      step_lib.make_train_step(run.task.training, run.model, config, lambda s: config.optim.lr),
+      run.mesh, shardings, None)
+  return run, state, step
+
+
 def compiled_train_step(batch_size: int, num_clips: int, precision: str = 'fp32',
                         scan_unroll: int = 0) -> tuple[Callable[[], Any], dict[str, float]]:
   """The engine's jitted train step on a benchmark batch, compiled: (a call that runs one step,
   carrying the state on, and returns its metrics; {compile_s, xla_gflop, xla_gbytes})."""
   config = qvh_config(batch_size, precision, scan_unroll)
-  run = trainer.build_run(config, 100, jax.devices()[:1])
-  step = step_lib.jit_train_step(
-      step_lib.make_train_step(run.task, run.model, config, lambda s: config.optim.lr),
-      run.mesh, run.state_shardings, None)
+  run, state, step = _train_step(config)
   batch = make_batch(config, batch_size, num_clips)
   start = time.perf_counter()
-  compiled = step.lower(run.initial_state, batch, None).compile()
+  compiled = step.lower(state, batch, None).compile()
   compile_s = time.perf_counter() - start
   flops, bytes_accessed = _cost(compiled)
-  holder = {'state': run.initial_state}
+  holder = {'state': state}
 
   def one_step():
     holder['state'], metrics = compiled(holder['state'], batch, None)
@@ -155,12 +161,11 @@ def serve_train_steps(requests: TextIO, replies: TextIO) -> None:
 def inference_case(batch_size: int, num_clips: int, repeats: int = 5) -> dict[str, float]:
   """The eval step (deterministic forward) on `batch_size` queries of ONE video."""
   config = qvh_config(batch_size)
-  run = trainer.build_run(config, 1, jax.devices()[:1])
-  step = step_lib.jit_eval_step(step_lib.make_eval_step(run.model, config), run.mesh,
-                                run.state_shardings.params, None)
+  run = trainer.build_run(config, jax.devices()[:1])
+  step = run.eval_step
   batch = make_batch(config, batch_size, num_clips)
   batch['video'] = np.broadcast_to(batch['video'][:1], batch['video'].shape).copy()
-  params = run.initial_state.params
+  params = trainer.init_params(run)
   compiled = step.lower(params, batch, None).compile()
   compiled(params, batch, None)
   seconds, _, _ = _median_seconds(lambda: compiled(params, batch, None), repeats)
@@ -173,13 +178,10 @@ def scan_compile_case(num_clips: int = CLIPS) -> dict[str, float]:
   out = {}
   for name, unroll in (('rolled', 1), ('unrolled', 0)):
     config = qvh_config(8, scan_unroll=unroll)
-    run = trainer.build_run(config, 100, jax.devices()[:1])
-    step = step_lib.jit_train_step(
-        step_lib.make_train_step(run.task, run.model, config, lambda s: config.optim.lr),
-        run.mesh, run.state_shardings, None)
+    _, state, step = _train_step(config)
     batch = make_batch(config, 8, num_clips)
     start = time.perf_counter()
-    lowered = step.lower(run.initial_state, batch, None)
+    lowered = step.lower(state, batch, None)
     out[f'{name}_lower_s'] = time.perf_counter() - start
     start = time.perf_counter()
     lowered.compile()
@@ -196,7 +198,7 @@ def run(repeats: int = 3, ceiling_gflops: float | None = None, quick: bool = Fal
 
   `quick` measures only the headline case (batch 8 × 75, fp32).
   """
-  t_bucket = pipeline.pick_bucket(CLIPS, configs.r2tuning_base().data.t_buckets)
+  t_bucket = pipeline.pick_bucket(CLIPS, r2_config.base().data.t_buckets)
   timed_here = official_step_s is not None
   official_step_s = official_step_s if timed_here else OFFICIAL_STEP_S
   result: dict[str, Any] = {'official_step_s': official_step_s,

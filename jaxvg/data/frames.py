@@ -10,10 +10,17 @@ clip, T = #{t : t/fps < video end}. Which frame represents clip t (`sampling`):
 
 Layout of a frames directory (one file per video, so writing is parallel and resumable):
 
-  <root>/videos/<vid>.array_record   record 0: JSON header {vid, fps, num_frames, format, size};
-                                     records 1..T: one frame each (JPEG bytes, or raw H*W*3 bytes)
-  <root>/index.json                  {vid: {file, fps, num_frames, format}} (derived; rebuilt by
-                                     `build_index` from the headers)
+  <root>/videos/<vid>.array_record   record i: frame i as a serialized tf.train.Example (TFDS's
+                                     proto): `image` JPEG bytes, or `image/value` raw H*W*3 bytes
+                                     with `image/shape`; `vid`, `index` (i) and `frame_id` (the
+                                     frame's raw index in the source video, -1 if not kept)
+  <root>/videos/<vid>.json           header {vid, fps, num_frames, format, height, width[,
+                                     frame_ids]}, written before the frames file appears
+  <root>/index.json                  {vid: entry} (derived; rebuilt by `build_index`)
+  <root>/tfds/                       TFDS metadata and one link per video file (`tfds_frames`),
+                                     so `tfds.builder_from_directory(<root>/tfds)
+                                     .as_data_source()['full']` reads the same files
+Files of the first layout (record 0 a JSON header, then raw frame bytes) are still read.
 """
 from __future__ import annotations
 
@@ -109,31 +116,68 @@ def encode_frame(frame: np.ndarray, fmt: str, quality: int = 95) -> bytes:
   return buf.getvalue()
 
 
-def decode_frame(data: bytes, fmt: str, size: int) -> np.ndarray:
+def decode_frame(data: bytes, fmt: str, height: int, width: int | None = None) -> np.ndarray:
   if fmt == 'raw':
-    return np.frombuffer(data, np.uint8).reshape(size, size, 3)
+    return np.frombuffer(data, np.uint8).reshape(height, width or height, 3)
   from PIL import Image
   return np.asarray(Image.open(io.BytesIO(data)).convert('RGB'))
 
 
-def write_video(root: str, vid: str, frames: np.ndarray, fps: float, fmt: str = 'jpeg') -> dict:
-  """Writes (T, S, S, 3) uint8 frames of `vid` atomically; returns its index entry."""
+def frame_example(vid: str, index: int, frame_id: int, frame: np.ndarray, fmt: str) -> bytes:
+  """One frame as a serialized tf.train.Example in the layout `tfds_features(fmt)` parses."""
+  from tensorflow_datasets.proto import tf_example_pb2
+  example = tf_example_pb2.Example()
+  feature = example.features.feature
+  if fmt == 'raw':
+    feature['image/value'].bytes_list.value.append(encode_frame(frame, fmt))
+    feature['image/shape'].int64_list.value.extend(frame.shape)
+  else:
+    feature['image'].bytes_list.value.append(encode_frame(frame, fmt))
+  feature['vid'].bytes_list.value.append(vid.encode())
+  feature['index'].int64_list.value.append(index)
+  feature['frame_id'].int64_list.value.append(frame_id)
+  return example.SerializeToString()
+
+
+def parse_frame_example(data: bytes, fmt: str) -> np.ndarray:
+  """The frame of a `frame_example` record."""
+  from tensorflow_datasets.proto import tf_example_pb2
+  feature = tf_example_pb2.Example.FromString(data).features.feature
+  if fmt == 'raw':
+    shape = tuple(feature['image/shape'].int64_list.value)
+    return np.frombuffer(feature['image/value'].bytes_list.value[0], np.uint8).reshape(shape)
+  return decode_frame(feature['image'].bytes_list.value[0], fmt, 0)
+
+
+def write_video(root: str, vid: str, frames: np.ndarray, fps: float, fmt: str = 'jpeg',
+                frame_ids: np.ndarray | None = None) -> dict:
+  """Writes (T, H, W, 3) uint8 frames of `vid` atomically; returns its index entry.
+
+  `frame_ids` (T,) are the raw indices of the frames in the source video (kept for STVG, where
+  boxes are annotated per raw frame); `fps` the rate the frames were sampled at.
+  """
   if fmt not in FORMATS:
     raise ValueError(f'unknown frame format {fmt!r}; one of {FORMATS}')
-  if frames.ndim != 4 or frames.shape[1] != frames.shape[2] or frames.shape[3] != 3:
-    raise ValueError(f'{vid}: frames must be (T, S, S, 3), got {frames.shape}')
+  if frames.ndim != 4 or frames.shape[3] != 3:
+    raise ValueError(f'{vid}: frames must be (T, H, W, 3), got {frames.shape}')
+  if frame_ids is not None and len(frame_ids) != len(frames):
+    raise ValueError(f'{vid}: {len(frame_ids)} frame ids for {len(frames)} frames')
   path = _video_file(root, vid)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   header = {'vid': vid, 'fps': float(fps), 'num_frames': int(frames.shape[0]), 'format': fmt,
-            'size': int(frames.shape[1])}
+            'height': int(frames.shape[1]), 'width': int(frames.shape[2]), 'layout': 'example'}
+  if frame_ids is not None:
+    header['frame_ids'] = [int(f) for f in frame_ids]
+  with open(path[:-len('.array_record')] + '.json', 'w') as f:
+    json.dump(header, f)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
   os.close(fd)
   try:
     options = 'group_size:1,' + ('uncompressed' if fmt == 'jpeg' else 'zstd:1')
     writer = array_record_module.ArrayRecordWriter(tmp, options)
-    writer.write(json.dumps(header).encode())
-    for frame in frames:
-      writer.write(encode_frame(frame, fmt))
+    ids = header.get('frame_ids', [-1] * len(frames))
+    for i, frame in enumerate(frames):
+      writer.write(frame_example(vid, i, ids[i], frame, fmt))
     writer.close()
     os.replace(tmp, path)
   finally:
@@ -143,11 +187,22 @@ def write_video(root: str, vid: str, frames: np.ndarray, fps: float, fmt: str = 
 
 
 def _entry(header: dict) -> dict:
-  return {'file': f'{VIDEOS_DIR}/{header["vid"]}.array_record', 'fps': header['fps'],
-          'num_frames': header['num_frames'], 'format': header['format'], 'size': header['size']}
+  entry = {'file': f'{VIDEOS_DIR}/{header["vid"]}.array_record', 'fps': header['fps'],
+           'num_frames': header['num_frames'], 'format': header['format'],
+           'height': header.get('height', header.get('size')),
+           'width': header.get('width', header.get('size')),
+           'layout': header.get('layout', 'header')}
+  if 'frame_ids' in header:
+    entry['frame_ids'] = header['frame_ids']
+  return entry
 
 
 def read_header(path: str) -> dict:
+  """The video's header: its `.json` beside the frames file, or record 0 of the first layout."""
+  sidecar = path[:-len('.array_record')] + '.json'
+  if os.path.exists(sidecar):
+    with open(sidecar) as f:
+      return json.load(f)
   reader = array_record_module.ArrayRecordReader(path, 'readahead_buffer_size:0')
   try:
     return json.loads(reader.read([0])[0])
@@ -172,6 +227,9 @@ def build_index(root: str) -> dict[str, dict]:
   with os.fdopen(fd, 'w') as f:
     json.dump(index, f)
   os.replace(tmp, os.path.join(root, INDEX_FILE))
+  if index and all(e['layout'] == 'example' for e in index.values()):
+    from jaxvg.data import tfds_frames
+    tfds_frames.write_metadata(root, index)
   return index
 
 
@@ -210,20 +268,28 @@ class FrameReader:
   def num_frames(self, vid: str) -> int:
     return int(self._meta(vid)['num_frames'])
 
+  def frame_ids(self, vid: str) -> np.ndarray | None:
+    """(T,) raw frame index in the source video of every stored frame, if recorded."""
+    ids = self._meta(vid).get('frame_ids')
+    return None if ids is None else np.asarray(ids, np.int64)
+
   def read(self, vid: str, num_frames: int | None = None) -> np.ndarray:
-    """(T, 224, 224, 3) uint8 frames of `vid` (the first `num_frames` if given)."""
+    """(T, H, W, 3) uint8 frames of `vid` (the first `num_frames` if given)."""
     meta = self._meta(vid)
     count = meta['num_frames'] if num_frames is None else min(num_frames, meta['num_frames'])
+    offset = 0 if meta.get('layout') == 'example' else 1   # the first layout's header record
     reader = array_record_module.ArrayRecordReader(
         os.path.join(self.path, meta['file']), 'readahead_buffer_size:0,max_parallelism:0')
     try:
-      records = reader.read(1, count + 1) if count else []
+      records = reader.read(offset, count + offset) if count else []
     finally:
       reader.close()
-    size = meta['size']
-    out = np.empty((count, size, size, 3), np.uint8)
+    height = meta.get('height', meta.get('size'))   # index.json of the first layout: 'size'
+    width = meta.get('width', height)
+    out = np.empty((count, height, width, 3), np.uint8)
     for i, data in enumerate(records):
-      out[i] = decode_frame(data, meta['format'], size)
+      out[i] = (parse_frame_example(data, meta['format']) if offset == 0 else
+                decode_frame(data, meta['format'], height, width))
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jaxvg.data.records import AnnotationError, GroundingRecord
+from jaxvg.errors import UserError
 from jaxvg.data.splits import TVSUM_SPLITS, YOUTUBE_SPLITS
 
 
@@ -44,6 +45,8 @@ class DatasetSpec:
       `.jsonl` files are always read as the QVH schema.
     vid_suffix: appended to the vid to form the video key (TACoS videos are '<vid>-cam-002').
     query_by_vid: text features are keyed by vid, not qid (TVSum, YouTube).
+    protocol: the `jaxvg.evaluation` protocol that scores it ('' = `name`); its primary metric
+      (`jaxvg.evaluation.PRIMARY_METRIC`) selects the best checkpoint.
   """
   name: str
   fps: float | None
@@ -53,6 +56,11 @@ class DatasetSpec:
   json_reader: str = ''
   vid_suffix: str = ''
   query_by_vid: bool = False
+  protocol: str = ''
+
+  @property
+  def evaluation(self) -> str:
+    return self.protocol or self.name
 
 
 def _splits(pattern_lists: dict[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
@@ -74,32 +82,42 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec('tvsum', 0.5, 0.0, 'tvsum', _splits({
             s: (f'tvsum_{s}_release.jsonl', 'tvsum_anno.json') for s in ('train', 'val')}),
                     json_reader='tvsum_anno', query_by_vid=True),
-        DatasetSpec('youtube', None, 0.0, 'youtube', _splits({
+        DatasetSpec('youtube_highlights', None, 0.0, 'youtube', _splits({
             s: (f'youtube_highlight_{s}_release.jsonl', 'youtube_anno.json')
             for s in ('train', 'val')}), json_reader='youtube_anno', query_by_vid=True),
         DatasetSpec('synthetic', 0.5, 2.0, 'qvh', _splits({
-            s: (f'synthetic_{s}.jsonl',) for s in ('train', 'val')})),
+            s: (f'synthetic_{s}.jsonl',) for s in ('train', 'val')}), protocol='qvhighlights'),
     )
 }
 
 
 def get_spec(name: str) -> DatasetSpec:
   if name not in DATASETS:
-    raise KeyError(f'unknown dataset {name!r}; known: {sorted(DATASETS)}')
+    raise UserError(f'unknown dataset {name!r} (config.data.dataset); known: {sorted(DATASETS)}')
   return DATASETS[name]
+
+
+def evaluation_protocol(config) -> tuple[str, str]:
+  """(protocol, primary metric) of the config's dataset; `config.eval.primary_metric`, when
+  set, overrides the protocol's selection metric."""
+  from jaxvg import evaluation
+  from jaxvg.data.stvg_readers import STVG_PROTOCOLS
+  name = config.data.dataset
+  protocol = STVG_PROTOCOLS[name] if name in STVG_PROTOCOLS else get_spec(name).evaluation
+  return protocol, config.eval.get('primary_metric', '') or evaluation.PRIMARY_METRIC[protocol]
 
 
 def annotation_path(spec: DatasetSpec, anno_dir: str, split: str) -> str:
   """The first existing file among the split's candidate names in `anno_dir`."""
   if split not in spec.split_files:
-    raise KeyError(f'{spec.name} has no split {split!r}; splits: {sorted(spec.split_files)}')
+    raise UserError(f'{spec.name} has no split {split!r}; splits: {sorted(spec.split_files)}')
   names = spec.split_files[split]
   for name in names:
     path = os.path.join(anno_dir, name)
     if os.path.exists(path):
       return path
-  raise FileNotFoundError(f'no annotation file for {spec.name}/{split} in {anno_dir!r}; '
-                          f'looked for {list(names)}')
+  raise UserError(f'no annotation file for {spec.name}/{split} in {anno_dir!r}; '
+                  f'looked for {list(names)}')
 
 
 def read_split(name: str, anno_dir: str, split: str, *, domain: str = '',
@@ -269,7 +287,7 @@ def _select(path: str, splits: dict, label: dict, split: str, domain: str):
   domains = [domain] if domain else sorted(splits)
   for d in domains:
     if d not in splits:
-      raise KeyError(f'{path}: unknown domain {d!r}; domains: {sorted(splits)}')
+      raise UserError(f'{path}: unknown domain {d!r}; domains: {sorted(splits)}')
     for vid in splits[d][split]:
       if vid in label:
         yield d, vid

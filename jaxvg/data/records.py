@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 
-# How per-clip saliency targets are derived (r2tuning.md §1.4).
+from jaxvg.errors import UserError
+
+# How per-clip saliency targets are derived.
 SALIENCY_RULES = ('qvh', 'binary', 'tvsum', 'youtube', 'none')
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError):
   """A malformed annotation; the message names the file, line and field."""
 
 

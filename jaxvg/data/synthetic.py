@@ -210,6 +210,13 @@ def ensure_synthetic(root: str = '', size: str = 'default') -> SyntheticPaths:
   return paths
 
 
+def paths_for(config) -> SyntheticPaths:
+  """The benchmark a config names (`data.synthetic_root`, `data.synthetic_size`), generated on
+  first use."""
+  return ensure_synthetic(config.data.get('synthetic_root', '') or default_root(),
+                          config.data.get('synthetic_size', 'default'))
+
+
 def chance_metrics(rows: list[dict], fps: float = FPS,
                    thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)) -> dict[str, float]:
   """Expected R1@θ (%) and mIoU (%) of a predictor drawing a clip-aligned window uniformly.

@@ -1,4 +1,4 @@
-"""Training targets exactly as the official R²-Tuning loaders build them (r2tuning.md §1.4).
+"""Training targets exactly as the official R²-Tuning loaders build them.
 
 `bind_boundary` and `saliency_target` mirror `Grounding.bind_boundary` / `bind_saliency`,
 `TVSum.bind_saliency` and `YouTubeHighlights.bind_saliency` (float32 arithmetic as in torch). The

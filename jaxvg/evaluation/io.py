@@ -14,14 +14,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from jaxvg.errors import UserError
 
-class EvaluationInputError(ValueError):
+
+class EvaluationInputError(UserError):
   """A submission or annotation that cannot be evaluated; the message says where and why."""
 
 
 def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
   """Rows of a JSON-lines file and the 1-based line number of each (blank lines are skipped)."""
   rows, line_numbers = [], []
+  if not os.path.isfile(path):
+    raise EvaluationInputError(f'{path}: no such file')
   with open(path, 'r', encoding='utf-8') as f:
     for line_number, line in enumerate(f, start=1):
       if not line.strip():

@@ -54,7 +54,7 @@ class LayerNorm(nn.Module):
   @nn.compact
   def affine(self, features: int) -> tuple[jax.Array, jax.Array]:
     """The ('scale', 'bias') parameters, (features,) each: for fused ops that normalise
-    themselves (`jaxvg.modules.fused`)."""
+    themselves (`jaxvg.projects.r2tuning.fused`)."""
     return (self.param('scale', nn.initializers.ones, (features,)),
             self.param('bias', nn.initializers.zeros, (features,)))
 
@@ -141,7 +141,7 @@ class Dropout(nn.Module):
   """nn.Dropout (same 'dropout' rng stream, same scaling) with a cheaper mask for dyadic rates.
 
   `keep_mask` draws the mask alone, for fused ops that apply it themselves
-  (`jaxvg.modules.fused`)."""
+  (`jaxvg.projects.r2tuning.fused`)."""
   rate: float
 
   def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:

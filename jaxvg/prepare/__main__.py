@@ -2,13 +2,18 @@
 
 frames    decode videos with PyAV into pre-decoded frame shards (jaxvg.prepare.frames)
 features  run the frozen CLIP over pre-decoded frames into the feature cache (jaxvg.prepare.features)
+stvg_frames  STVG frames at the HC-STVG / VidSTG sampling rules, raw frame indices kept
+          (jaxvg.prepare.stvg_frames)
 """
 import importlib
 import sys
 
-_COMMANDS = ('frames', 'features')
+from jaxvg.errors import cli_boundary
+
+_COMMANDS = ('frames', 'features', 'stvg_frames')
 
 
+@cli_boundary
 def main(argv: list[str]) -> int:
   if not argv or argv[0] not in _COMMANDS:
     print(__doc__.strip(), file=sys.stderr)

@@ -17,12 +17,15 @@ import jax.numpy as jnp
 
 import jaxvg.clip
 from jaxvg.clip import extract
+from jaxvg.errors import UserError
 
 
 def read_queries(paths: list[str]) -> list[tuple[str, str]]:
   """(qid, query) of every line of the jsonl annotation files, first occurrence of a qid wins."""
   queries: dict[str, str] = {}
   for path in paths:
+    if not os.path.isfile(path):
+      raise UserError(f'{path}: no such annotation file (--annotations)')
     with open(path) as f:
       for line_no, line in enumerate(f, 1):
         if not line.strip():
@@ -30,12 +33,12 @@ def read_queries(paths: list[str]) -> list[tuple[str, str]]:
         try:
           row = json.loads(line)
         except json.JSONDecodeError as e:
-          raise ValueError(f'{path}:{line_no}: invalid JSON ({e})') from None
+          raise UserError(f'{path}:{line_no}: invalid JSON ({e})') from None
         for field in ('qid', 'query'):
           if field not in row:
-            raise ValueError(f'{path}:{line_no}: missing field {field!r}')
+            raise UserError(f'{path}:{line_no}: missing field {field!r}')
         if not isinstance(row['query'], str):
-          raise ValueError(f'{path}:{line_no}: field \'query\' must be a string')
+          raise UserError(f'{path}:{line_no}: field \'query\' must be a string')
         queries.setdefault(str(row['qid']), row['query'])
   return list(queries.items())
 
@@ -64,6 +67,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
   dtype = jnp.dtype(args.dtype)
+  if args.frames and not os.path.isdir(args.frames):
+    raise UserError(f'{args.frames}: no such frames directory (--frames)')
+  if args.clip != 'random' and not os.path.isfile(args.clip):
+    raise UserError(f'{args.clip}: no such CLIP weight file (--clip)')
   if args.clip == 'random':
     model, params = jaxvg.clip.init_random(args.arch, args.seed, dtype)
   else:

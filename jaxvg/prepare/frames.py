@@ -20,6 +20,7 @@ import sys
 import tqdm
 
 from jaxvg.data import frames as frames_lib
+from jaxvg.errors import UserError
 
 
 def annotation_fps(path: str) -> dict[str, float | None]:
@@ -53,9 +54,19 @@ def _process(job: tuple[str, str, float], out: str, fmt: str, sampling: str
 def prepare_frames(videos: str, out: str, fps: str, *, annotations: str = '', fmt: str = 'jpeg',
                    workers: int = 1, sampling: str = 'ffmpeg', vid_suffix: str = '') -> dict:
   """Decodes every (annotated) video in `videos` into `out`; returns the summary dict."""
+  if not os.path.isdir(videos):
+    raise UserError(f'{videos}: no such directory of videos (--videos)')
+  if annotations and not os.path.isfile(annotations):
+    raise UserError(f'{annotations}: no such annotation file (--annotations)')
+  if fps != 'auto':
+    try:
+      if float(fps) <= 0:
+        raise ValueError
+    except ValueError:
+      raise UserError(f"--fps must be a positive number or 'auto', got {fps!r}") from None
   wanted = annotation_fps(annotations) if annotations else None
   if fps == 'auto' and wanted is None:
-    raise ValueError('--fps auto needs --annotations with match/frames/fps fields')
+    raise UserError('--fps auto needs --annotations with match/frames/fps fields')
   done = frames_lib.done_videos(out)
   jobs, skipped = [], 0
   for path in frames_lib.iter_video_files(videos):
@@ -68,7 +79,7 @@ def prepare_frames(videos: str, out: str, fps: str, *, annotations: str = '', fm
       continue
     if fps == 'auto':
       if wanted[key] is None:
-        raise ValueError(f'{annotations}: no match/frames/fps for {key!r} (needed by --fps auto)')
+        raise UserError(f'{annotations}: no match/frames/fps for {key!r} (needed by --fps auto)')
       video_fps = wanted[key]
     else:
       video_fps = float(fps)

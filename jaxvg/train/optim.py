@@ -1,14 +1,21 @@
 """Optimiser and learning-rate schedule, as the official nncore engine applies them.
 
-AdamW (PyTorch defaults) on all trainable parameters, after global-norm clipping. The schedule
-is a per-iteration linear warm-up from `warmup_ratio`x, times a step decay applied at epoch
-boundaries (nncore `lr_updater.py`).
+AdamW (PyTorch defaults) after global-norm clipping. The schedule is a per-iteration linear
+warm-up from `warmup_ratio`x, times a step decay applied at epoch boundaries (nncore
+`lr_updater.py`). A task may label its parameters with group names (`Training.param_labels`);
+`config.optim.groups[name]` then sets that group's learning-rate multiplier (`lr_scale`) or
+freezes it (`frozen=True`: its gradient is zeroed before clipping, its parameters never move).
 """
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+
+DEFAULT_GROUP = 'default'
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int
@@ -29,12 +36,36 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: in
   return schedule
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int
-                   ) -> optax.GradientTransformation:
-  """clip_by_global_norm(grad_clip) then AdamW with decoupled weight decay on every parameter."""
+def _adamw(optim: ml_collections.ConfigDict, schedule: optax.Schedule, scale: float = 1.0
+           ) -> optax.GradientTransformation:
+  lr = schedule if scale == 1.0 else (lambda step: scale * schedule(step))
+  return optax.adamw(lr, b1=float(optim.b1), b2=float(optim.b2), eps=float(optim.eps),
+                     weight_decay=float(optim.weight_decay))
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+                   labels: Any | None = None) -> optax.GradientTransformation:
+  """clip_by_global_norm(grad_clip) then AdamW with decoupled weight decay.
+
+  `labels` (a pytree of group names like the parameters, or None: every parameter in one group)
+  selects per-group settings from `optim.groups`; unknown group names are an error.
+  """
+  schedule = learning_rate_schedule(optim, steps_per_epoch)
+  clip = optax.clip_by_global_norm(float(optim.grad_clip))
+  if labels is None:
+    return optax.chain(clip, _adamw(optim, schedule))
+  groups = dict(optim.get('groups', {}) or {})
+  names = sorted(set(jax.tree.leaves(labels)))
+  unknown = sorted(set(groups) - set(names))
+  if unknown:
+    raise ValueError(f'config.optim.groups names {unknown}, which are not parameter groups of '
+                     f'this task; groups: {names}')
+  settings = {name: dict(groups.get(name, {})) for name in names}
+  frozen = {name: bool(s.get('frozen', False)) for name, s in settings.items()}
   return optax.chain(
-      optax.clip_by_global_norm(float(optim.grad_clip)),
-      optax.adamw(learning_rate_schedule(optim, steps_per_epoch), b1=float(optim.b1),
-                  b2=float(optim.b2), eps=float(optim.eps),
-                  weight_decay=float(optim.weight_decay)),
-  )
+      optax.multi_transform({name: optax.set_to_zero() if frozen[name] else optax.identity()
+                             for name in names}, labels),
+      clip,
+      optax.multi_transform({name: optax.set_to_zero() if frozen[name] else
+                             _adamw(optim, schedule, float(settings[name].get('lr_scale', 1.0)))
+                             for name in names}, labels))

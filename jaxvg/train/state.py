@@ -17,19 +17,36 @@ class TrainState:
 
   `first_nonfinite_step` is -1 while every loss so far was finite; otherwise the step whose loss
   was NaN/Inf. From then on updates are skipped, so the state keeps the last good parameters.
+  `ema_params` is the exponential moving average of the parameters (`train.ema_decay` > 0; the
+  weights that are evaluated and kept as best), or None.
   """
   step: jax.Array
   params: Any
   opt_state: Any
   rng: jax.Array
   first_nonfinite_step: jax.Array
+  ema_params: Any
   tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  ema_decay: float = flax.struct.field(pytree_node=False, default=0.0)
 
   @classmethod
-  def create(cls, params: Any, tx: optax.GradientTransformation, rng: jax.Array
-             ) -> 'TrainState':
+  def create(cls, params: Any, tx: optax.GradientTransformation, rng: jax.Array,
+             ema_decay: float = 0.0) -> 'TrainState':
     return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-               rng=rng, first_nonfinite_step=jnp.full((), -1, jnp.int32), tx=tx)
+               rng=rng, first_nonfinite_step=jnp.full((), -1, jnp.int32),
+               ema_params=params if ema_decay > 0 else None, tx=tx, ema_decay=ema_decay)
+
+  @property
+  def eval_params(self) -> Any:
+    """The weights to evaluate, predict with and keep as best: the EMA if there is one."""
+    return self.params if self.ema_params is None else self.ema_params
+
+  def update_ema(self) -> 'TrainState':
+    if self.ema_params is None:
+      return self
+    d = self.ema_decay
+    return self.replace(ema_params=jax.tree.map(lambda e, p: d * e + (1.0 - d) * p,
+                                                self.ema_params, self.params))
 
 
 def count_params(params: Any) -> int:

@@ -1,8 +1,8 @@
 """The jitted train and eval steps, built once per run from a task.
 
-One `jax.jit` per step with explicit in/out shardings; the train state is donated. Frozen
-backbone parameters (CLIP on the frames path) are an argument, never part of the state, so they
-are never differentiated nor stored in the optimiser.
+One `jax.jit` per step with explicit in/out shardings; the train state is donated. A task's
+frozen backbone parameters are an argument, never part of the state, so they are never
+differentiated nor stored in the optimiser.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from jaxvg.registry import Task
+from jaxvg.registry import Training
 from jaxvg.train import mesh as mesh_lib
 from jaxvg.train.state import TrainState
 
-# (frozen params, batch) -> batch with `video`/`query` features in place of `frames`/`tokens`.
+# (frozen params, batch) -> batch with features in place of raw inputs (FrozenBackbone.encode).
 Encoder = Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]
 
 _COMPUTE_DTYPES = {'fp32': jnp.float32, 'bf16': jnp.bfloat16}
@@ -47,18 +47,21 @@ def _narrow_floats(tree: Any, dtype: jnp.dtype) -> Any:
 
 
 def apply_model(model: nn.Module, params: Any, batch: dict[str, jax.Array], *, train: bool,
-                dtype: jnp.dtype, rng: jax.Array | None = None) -> dict[str, jax.Array]:
-  """Runs the model in `dtype` (fp32 master parameters are cast) and returns fp32 outputs."""
+                dtype: jnp.dtype, rng: jax.Array | None = None,
+                rng_streams: tuple[str, ...] = ()) -> dict[str, jax.Array]:
+  """Runs the model in `dtype` (fp32 master parameters are cast) and returns fp32 outputs.
+
+  In training each of `rng_streams` gets its own key, folded from `rng` by the stream's index.
+  """
   rngs = None
   if train:
-    dropout_rng, droppath_rng = jax.random.split(rng)
-    rngs = {'dropout': dropout_rng, 'droppath': droppath_rng}
+    rngs = {name: jax.random.fold_in(rng, i) for i, name in enumerate(rng_streams)}
   outputs = model.apply({'params': _cast_floats(params, dtype)}, _narrow_floats(batch, dtype),
                         train=train, rngs=rngs)
   return _cast_floats(outputs, jnp.float32)
 
 
-def make_train_step(task: Task, model: nn.Module, config: ml_collections.ConfigDict,
+def make_train_step(training: Training, model: nn.Module, config: ml_collections.ConfigDict,
                     schedule: optax.Schedule, encoder: Encoder | None = None
                     ) -> Callable[[TrainState, dict, Any], tuple[TrainState, dict]]:
   """(state, batch, frozen) -> (new state, scalar metrics). Not yet jitted."""
@@ -70,8 +73,9 @@ def make_train_step(task: Task, model: nn.Module, config: ml_collections.ConfigD
     step_rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_of(params):
-      outputs = apply_model(model, params, batch, train=True, dtype=dtype, rng=step_rng)
-      return task.loss_fn(outputs, batch, config)
+      outputs = apply_model(model, params, batch, train=True, dtype=dtype, rng=step_rng,
+                            rng_streams=training.rng_streams)
+      return training.loss_fn(outputs, batch, config)
 
     (loss, terms), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -82,10 +86,12 @@ def make_train_step(task: Task, model: nn.Module, config: ml_collections.ConfigD
     grad_norm = optax.global_norm(grads)
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & (state.first_nonfinite_step < 0)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    updated = state.replace(params=params, opt_state=opt_state).update_ema()
     new_state = state.replace(
         step=state.step + 1,
-        params=keep(params, state.params),
-        opt_state=keep(opt_state, state.opt_state),
+        params=keep(updated.params, state.params),
+        opt_state=keep(updated.opt_state, state.opt_state),
+        ema_params=keep(updated.ema_params, state.ema_params),
         first_nonfinite_step=jnp.where(ok | (state.first_nonfinite_step >= 0),
                                        state.first_nonfinite_step, state.step))
     metrics = {'loss': loss, **terms, 'grad_norm': grad_norm,

@@ -1,14 +1,14 @@
-"""The engine: train, evaluate, predict and describe any registered task.
+"""The engine: train, evaluate, predict and describe any task of `jaxvg.registry`.
 
-Read top to bottom: `build_run` assembles everything a run needs (task, mesh, model, data,
-optimiser, frozen backbone, jitted steps); `train_and_evaluate` is the loop; `evaluate_split`
-turns model outputs into submission rows and official metrics.
+Read top to bottom: `build_run` assembles what inference needs (task, mesh, model, frozen
+backbone, jitted eval step); `init_train_state` adds the optimiser for training;
+`train_and_evaluate` is the loop; `evaluate_split` turns model outputs into submission rows and
+official metrics. Paths go through `etils.epath` (local or `gs://`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import signal
 import time
 from typing import Any, Sequence
@@ -17,12 +17,14 @@ import jax
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
+from etils import epath
 from jax.sharding import Mesh
 from tqdm import tqdm
 
 from jaxvg import data as data_lib
 from jaxvg import evaluation
 from jaxvg import registry
+from jaxvg.errors import UserError
 from jaxvg.train import checkpoint as checkpoint_lib
 from jaxvg.train import frozen as frozen_lib
 from jaxvg.train import mesh as mesh_lib
@@ -38,58 +40,118 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass
 class Run:
-  """Everything a run needs, built once."""
+  """Everything inference needs, built once: no optimiser (see `init_train_state`)."""
   config: ml_collections.ConfigDict
   task: registry.Task
   mesh: Mesh
   model: Any
-  frozen: Any                       # frozen backbone parameters (None on the features path)
-  encoder: step_lib.Encoder | None
-  initial_state: TrainState         # freshly initialised, laid out on the mesh
-  state_shardings: Any
-  eval_step: Any                    # jitted (params, batch, frozen) -> outputs, built once
+  frozen: registry.FrozenBackbone | None  # the task's frozen backbone, if it has one
+  frozen_params: Any                      # its parameters laid out on the mesh (or None)
+  param_shardings: Any
+  eval_step: Any                          # jitted (params, batch, frozen_params) -> outputs
 
 
-def _init_params(run_task: registry.Task, model, config, rng) -> Any:
-  batch = run_task.dummy_batch(config, 1)
+def _init_params(task: registry.Task, model, config, rng) -> Any:
+  batch = task.dummy_batch(config, 1)
   return model.init({'params': rng}, batch, train=False)['params']
 
 
-def build_run(config: ml_collections.ConfigDict, steps_per_epoch: int = 1,
-              devices: Sequence[jax.Device] | None = None) -> Run:
-  """Task, mesh (over `devices`, default all), model, frozen backbone and the sharded state."""
+def _root_keys(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+  """(parameter init key, train-state key), both from `config.seed`."""
+  return tuple(jax.random.split(jax.random.key(config.seed)))
+
+
+def build_run(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None
+              ) -> Run:
+  """Task, mesh (over `devices`, default all), model, frozen backbone and the jitted eval step."""
   task = registry.get_task(config.task)
   mesh = mesh_lib.make_mesh(config.mesh, devices)
   model = task.build_model(config)
-  encoder, frozen = frozen_lib.build(config, mesh)
-  tx = optim.make_optimizer(config.optim, steps_per_epoch)
-  rng = jax.random.key(config.seed)
-  params_rng, state_rng = jax.random.split(rng)
+  frozen = task.frozen_backbone(config)
+  abstract = jax.eval_shape(lambda: _init_params(task, model, config, _root_keys(config)[0]))
+  param_shardings = mesh_lib.param_shardings(mesh, abstract, task.sharding_rules(config))
+  encode = frozen.encode if frozen is not None else None
+  eval_step = step_lib.jit_eval_step(step_lib.make_eval_step(model, config, encode), mesh,
+                                     param_shardings, frozen_lib.shardings(frozen, mesh))
+  return Run(config, task, mesh, model, frozen, frozen_lib.lay_out(frozen, mesh),
+             param_shardings, eval_step)
+
+
+def init_params(run: Run) -> Any:
+  """Freshly initialised parameters, laid out on the mesh."""
+  key = _root_keys(run.config)[0]
+  return jax.jit(lambda: _init_params(run.task, run.model, run.config, key),
+                 out_shardings=run.param_shardings)()
+
+
+def _training(task: registry.Task) -> registry.Training:
+  if task.training is None:
+    raise UserError(f'task {task.name!r} is not trainable (it has no Training); use '
+                    '--mode predict or eval')
+  return task.training
+
+
+def init_train_state(run: Run, steps_per_epoch: int) -> tuple[TrainState, Any]:
+  """(initial train state on the mesh, its shardings): parameters, optimiser (with the task's
+  parameter groups), PRNG key and, with `train.ema_decay` > 0, the EMA of the parameters."""
+  config, task = run.config, run.task
+  training = _training(task)
+  params_key, state_key = _root_keys(config)
+  abstract_params = jax.eval_shape(lambda: _init_params(task, run.model, config, params_key))
+  labels = (training.param_labels(config, abstract_params)
+            if training.param_labels is not None else None)
+  tx = optim.make_optimizer(config.optim, steps_per_epoch, labels)
+  ema_decay = float(config.train.get('ema_decay', 0.0))
 
   def init_state():
-    return TrainState.create(_init_params(task, model, config, params_rng), tx, state_rng)
+    return TrainState.create(_init_params(task, run.model, config, params_key), tx, state_key,
+                             ema_decay)
 
-  abstract = jax.eval_shape(init_state)
-  shardings = mesh_lib.param_shardings(mesh, abstract)
-  state = jax.jit(init_state, out_shardings=shardings)()
-  eval_step = step_lib.jit_eval_step(step_lib.make_eval_step(model, config, encoder), mesh,
-                                     shardings.params, frozen_lib.shardings(frozen, mesh))
-  return Run(config, task, mesh, model, frozen, encoder, state, shardings, eval_step)
+  shardings = mesh_lib.param_shardings(run.mesh, jax.eval_shape(init_state),
+                                       task.sharding_rules(config))
+  return jax.jit(init_state, out_shardings=shardings)(), shardings
+
+
+def load_released(run: Run, path: str) -> Any:
+  """Parameters from a released (official) checkpoint file, laid out on the mesh."""
+  if run.task.load_weights is None:
+    raise UserError(f'task {run.task.name!r} has no released-checkpoint loader; --checkpoint '
+                    "takes 'latest' or 'best'")
+  if not epath.Path(path).exists():
+    raise UserError(f'{path}: no such checkpoint file')
+  return jax.device_put(run.task.load_weights(path, run.config), run.param_shardings)
+
+
+def restore_params(run: Run, workdir: str | None, checkpoint: str) -> Any:
+  """The evaluated weights of `<workdir>` checkpoint 'latest' / 'best', or of a released
+  checkpoint's path; reads no optimiser state and writes nothing."""
+  if checkpoint not in ('latest', 'best'):
+    return load_released(run, checkpoint)
+  if not workdir:
+    raise UserError(f"--checkpoint {checkpoint} needs the run's --workdir")
+  abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
+                          jax.eval_shape(lambda: init_params(run)), run.param_shardings)
+  ckpts = checkpoint_lib.Checkpoints(workdir, run.config, asynchronous=False, read_only=True)
+  try:
+    params, _ = ckpts.restore_params(abstract, best=checkpoint == 'best',
+                                     ema=float(run.config.train.get('ema_decay', 0.0)) > 0)
+  finally:
+    ckpts.close()
+  return params
 
 
 def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
-  """Model summary; with a workdir, the latest checkpoint's step and parameter digest."""
+  """Model summary; with a trained workdir, the latest checkpoint's step and parameter digest."""
   task = registry.get_task(config.task)
   model = task.build_model(config)
   params = jax.eval_shape(lambda: _init_params(task, model, config, jax.random.key(0)))
   lines = [f'task: {config.task}   devices: {jax.device_count()} ({jax.devices()[0].platform})']
-  if workdir and (pathlib.Path(workdir) / 'checkpoints' / 'latest').exists():
+  if workdir and (epath.Path(workdir) / 'checkpoints' / 'latest').exists():
     run = build_run(config)
-    ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False)
+    ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False, read_only=True)
     if ckpts.latest_step() is not None:
-      state, _, _ = ckpts.restore(run.initial_state)
       lines.append(f'latest checkpoint: step {ckpts.latest_step()}  '
-                   f'params sha256: {params_sha256(state.params)}')
+                   f'params sha256: {params_sha256(restore_params(run, workdir, "latest"))}')
     ckpts.close()
   lines.append(summary(params))
   return '\n'.join(lines)
@@ -124,30 +186,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Returns the best value of every validation metric seen (as the official code reports).
   """
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)
   train_data = data_lib.make_loader(config, config.data.train_split, train=True)
   val_data = data_lib.make_loader(config, config.data.val_split, train=False)
   steps_per_epoch = train_data.batches_per_epoch
-  run = build_run(config, steps_per_epoch)
+  run = build_run(config)
+  state, state_shardings = init_train_state(run, steps_per_epoch)
   schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch)
+  encode = run.frozen.encode if run.frozen is not None else None
   train_step = step_lib.jit_train_step(
-      step_lib.make_train_step(run.task, run.model, config, schedule, run.encoder),
-      run.mesh, run.state_shardings, frozen_lib.shardings(run.frozen, run.mesh))
+      step_lib.make_train_step(_training(run.task), run.model, config, schedule, encode),
+      run.mesh, state_shardings, frozen_lib.shardings(run.frozen, run.mesh))
   ckpts = checkpoint_lib.Checkpoints(workdir, config)
   writer = MetricWriter(workdir)
   best: dict[str, float] = _read_json(workdir / 'best_metrics.json')
 
   # The data stream covers every epoch; its Grain iterator state is checkpointed with the model.
   batches = iter(train_data)
-  state = run.initial_state
   if ckpts.latest_step() is not None:
-    state, data_state, _ = ckpts.restore(run.initial_state)
+    state, data_state, _ = ckpts.restore(state)
     batches.set_state(data_state)
     print(f'resumed from step {int(state.step)}')
   elif init_from:
-    from jaxvg.convert import r2tuning as convert_r2tuning
-    params = convert_r2tuning.load_official(init_from, config)
-    state = state.replace(params=jax.device_put(params, run.state_shardings.params))
+    state = state.replace(params=load_released(run, init_from))
+    if state.ema_params is not None:
+      state = state.replace(ema_params=state.params)
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
@@ -168,7 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   try:
     while step < total_steps and not preemption.requested:
       batch, _ = next(batches)
-      state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen)
+      state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen_params)
       step += 1
       bar.update(1)
       if step % config.train.log_every == 0 or step == total_steps:
@@ -198,15 +261,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _evaluate_epoch(run: Run, state: TrainState, val_data, ckpts, writer: MetricWriter,
-                    best: dict[str, float], workdir: pathlib.Path, step: int,
+                    best: dict[str, float], workdir: epath.Path, step: int,
                     steps_per_epoch: int) -> None:
   """Scores the val split, logs it, tracks best values and offers the best checkpoint."""
-  metrics = evaluate_split(run, state.params, val_data)
+  metrics = evaluate_split(run, state.eval_params, val_data)
   _record_eval(writer, step, step // steps_per_epoch, metrics, best, workdir)
   ckpts.save_best(state, metrics, {'epoch': step // steps_per_epoch})
 
 
-def _evaluated(workdir: pathlib.Path, step: int) -> bool:
+def _evaluated(workdir: epath.Path, step: int) -> bool:
   """Whether metrics.jsonl already holds the validation scores of `step`."""
   path = workdir / 'metrics.jsonl'
   if not path.exists():
@@ -215,12 +278,12 @@ def _evaluated(workdir: pathlib.Path, step: int) -> bool:
   return any(r['split'] == 'val' and r['step'] == step for r in rows)
 
 
-def _read_json(path: pathlib.Path) -> dict[str, Any]:
+def _read_json(path: epath.Path) -> dict[str, Any]:
   return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _record_eval(writer: MetricWriter, step: int, epoch: int, metrics: dict[str, float],
-                 best: dict[str, float], workdir: pathlib.Path) -> None:
+                 best: dict[str, float], workdir: epath.Path) -> None:
   """Logs every metric and tracks the best value of each independently (official protocol)."""
   for name, value in metrics.items():
     if name not in best or value > best[name]:
@@ -257,7 +320,7 @@ def predict_rows(run: Run, params: Any, loader) -> list[dict]:
   """Submission rows for every real sample of `loader`, in loader order."""
   rows = []
   for batch, metadata in loader:
-    outputs = run.eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen)
+    outputs = run.eval_step(params, mesh_lib.to_global(batch, run.mesh), run.frozen_params)
     metadata = {**metadata, 'sample_mask': batch['sample_mask']}
     rows.extend(run.task.postprocess(_local_outputs(run, outputs), metadata, run.config))
   return _gather_rows(rows)
@@ -266,43 +329,33 @@ def predict_rows(run: Run, params: Any, loader) -> list[dict]:
 def evaluate_split(run: Run, params: Any, loader) -> dict[str, float]:
   """Official metrics (the evaluator's flat `brief`) of the model on `loader`'s split."""
   rows = predict_rows(run, params, loader)
-  results = evaluation.evaluate(run.config.eval.dataset, rows, loader.ground_truth())
+  protocol, _ = data_lib.readers.evaluation_protocol(run.config)
+  results = evaluation.evaluate(protocol, rows, loader.ground_truth())
   return {k: float(v) for k, v in results['brief'].items()}
 
 
-def restore_for_inference(run: Run, workdir: str, checkpoint: str) -> TrainState:
-  """The state of `<workdir>` checkpoint 'latest' / 'best', or an official checkpoint's path."""
-  if checkpoint not in ('latest', 'best'):
-    from jaxvg.convert import r2tuning as convert_r2tuning
-    params = convert_r2tuning.load_official(checkpoint, run.config)
-    return run.initial_state.replace(params=jax.device_put(params, run.state_shardings.params))
-  ckpts = checkpoint_lib.Checkpoints(workdir, run.config, asynchronous=False)
-  try:
-    state, _, _ = ckpts.restore(run.initial_state, best=checkpoint == 'best')
-  finally:
-    ckpts.close()
-  return state
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, checkpoint: str
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None, checkpoint: str
                         ) -> dict[str, float]:
+  """Scores a checkpoint on the val split and prints the metrics; writes nothing."""
   run = build_run(config)
-  state = restore_for_inference(run, workdir, checkpoint)
-  metrics = evaluate_split(run, state.params, data_lib.make_loader(
+  params = restore_params(run, workdir, checkpoint)
+  metrics = evaluate_split(run, params, data_lib.make_loader(
       config, config.data.val_split, train=False))
   print(json.dumps(metrics, indent=2))
   return metrics
 
 
 def predict_split(config: ml_collections.ConfigDict, workdir: str, checkpoint: str
-                  ) -> pathlib.Path:
+                  ) -> epath.Path:
   """Writes `<workdir>/<dataset>_<split>_submission.jsonl` in the benchmark's format."""
+  out_dir = epath.Path(workdir)
   run = build_run(config)
-  state = restore_for_inference(run, workdir, checkpoint)
+  params = restore_params(run, workdir, checkpoint)
   loader = data_lib.make_loader(config, config.data.val_split, train=False)
-  rows = predict_rows(run, state.params, loader)
-  path = pathlib.Path(workdir) / f'{config.data.dataset}_{config.data.val_split}_submission.jsonl'
+  rows = predict_rows(run, params, loader)
+  path = out_dir / f'{config.data.dataset}_{config.data.val_split}_submission.jsonl'
   if jax.process_index() == 0:
+    out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(''.join(json.dumps(row) + '\n' for row in rows))
     print(f'wrote {len(rows)} predictions to {path}')
   return path

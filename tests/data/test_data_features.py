@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.data.features import FeatureCache
 
 
 def test_official_layout_is_memory_mapped(tmp_path):
-  config = configs.r2tuning_base()
+  config = r2_config.base()
   config.data.feature_dir = str(tmp_path)
   (tmp_path / 'clip_b32_vid_k4').mkdir()
   (tmp_path / 'clip_b32_txt_k4').mkdir()

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.data import pipeline, synthetic
 
 K, P, DV, DQ = 2, 3, 8, 4
@@ -29,7 +29,7 @@ def config(tmp_path):
                  'saliency_scores': [[4, 4, 4], [2, 2, 2]]})
   (tmp_path / 'highlight_train_release.jsonl').write_text(
       ''.join(json.dumps(r) + '\n' for r in rows))
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.data.anno_dir = str(tmp_path)
   c.data.video_feature_dir = str(tmp_path / 'vid')
   c.data.query_feature_dir = str(tmp_path / 'txt')
@@ -157,7 +157,7 @@ def test_synthetic_frames_path(tmp_path, monkeypatch):
   fake.tokenize = lambda texts: np.array(
       [[49406] + [len(t)] + [49407] + [0] * 74 for t in texts], np.int32)
   monkeypatch.setitem(sys.modules, 'jaxvg.clip', fake)
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.data.dataset, c.data.source = 'synthetic', 'frames'
   c.data.synthetic_root, c.data.synthetic_size = str(tmp_path), 'tiny'
   c.data.t_buckets = (8, 16)

@@ -20,8 +20,8 @@ REAL = [
     ('tacos', 'tacos', 'test', None),
     ('tvsum', 'tvsum', 'train', 40),
     ('tvsum', 'tvsum', 'val', 10),
-    ('youtube', 'youtube_highlights', 'train', None),
-    ('youtube', 'youtube_highlights', 'val', None),
+    ('youtube_highlights', 'youtube_highlights', 'train', None),
+    ('youtube_highlights', 'youtube_highlights', 'val', None),
 ]
 
 
@@ -54,12 +54,12 @@ def test_qvh_test_split_has_no_targets(shared):
 
 def test_tvsum_and_youtube_files_follow_the_official_splits(shared):
   for name, folder, splits in (('tvsum', 'tvsum', TVSUM_SPLITS),
-                               ('youtube', 'youtube_highlights', YOUTUBE_SPLITS)):
+                               ('youtube_highlights', 'youtube_highlights', YOUTUBE_SPLITS)):
     for split in ('train', 'val'):
       records = readers.read_split(name, str(shared / 'data' / folder), split).records
       for record in records:
         assert record.vid in splits[record.domain][split], (name, split, record.vid)
-  yt = readers.read_split('youtube', str(shared / 'data' / 'youtube_highlights'), 'val',
+  yt = readers.read_split('youtube_highlights', str(shared / 'data' / 'youtube_highlights'), 'val',
                           domain='dog').records
   assert {r.domain for r in yt} == {'dog'} and yt
   r = yt[0]
@@ -125,7 +125,7 @@ def test_r2tuning_json_layouts(tmp_path):
   yt = {'a2nj7XCo2Rk': {'match': [-1, 0, 1, 1], 'info': [0, 0, 0, 0, 0, 'dog'],
                         'frames': 240, 'fps': 30.0}}
   (tmp_path / 'youtube_anno.json').write_text(json.dumps(yt))
-  (r,) = readers.read_split('youtube', str(tmp_path), 'val', domain='dog').records
+  (r,) = readers.read_split('youtube_highlights', str(tmp_path), 'val', domain='dog').records
   assert r.query == 'dog' and r.duration == 8.0 and r.fps == 0.5
   np.testing.assert_array_equal(r.labels[:, 0], [-1, 0, 1, 1])
 

@@ -1,4 +1,4 @@
-"""Targets against hand-computed cases of the official rules (r2tuning.md §1.4)."""
+"""Targets against hand-computed cases of the official rules."""
 import numpy as np
 import pytest
 

@@ -1,24 +1,18 @@
 """Helpers of the predictor tests: the synthetic config, mp4 writing, a video with a known event."""
-import importlib.util
-import pathlib
-
 import numpy as np
+
+from jaxvg_testing import ROOT, load_config
 
 EVENT = {'kind': 'appear', 'start': 3, 'end': 6}   # clips; 2 s each at 0.5 fps
 EVENT_QUERY = 'a red circle appears'
 NUM_CLIPS = 8
 
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = ROOT
 
 
 def synthetic_config(size: str):
-  """configs/r2tuning/synthetic.py:<size> (configs/ is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      'synthetic_config', REPO / 'configs' / 'r2tuning' / 'synthetic.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(size)
+  return load_config(f'r2tuning/synthetic.py:{size}')
 
 
 def write_mp4(frames: np.ndarray, path: pathlib.Path, seconds_per_frame: float = 2.0,

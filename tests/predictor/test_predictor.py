@@ -46,8 +46,8 @@ def test_matches_the_training_evaluation_path(predictor, trained_workdir, cache_
   config = predictor.config
   config.data.synthetic_root = str(cache_dir / 'synthetic')
   run = trainer.build_run(config)
-  state = trainer.restore_for_inference(run, str(trained_workdir), 'latest')
-  expected = trainer.predict_rows(run, state.params,
+  params = trainer.restore_params(run, str(trained_workdir), 'latest')
+  expected = trainer.predict_rows(run, params,
                                   data_lib.make_loader(config, 'val', train=False))
   paths = synthetic.ensure_synthetic(config.data.synthetic_root, 'tiny')
   with open(paths.val_file) as f:
@@ -124,14 +124,20 @@ def bad_videos(tmp_path_factory):
 ], ids=['missing', 'unreadable', 'zero-length', 'empty-query', 'long-query'])
 def test_bad_inputs_exit_2_with_one_line(bad_videos, event_video, video, query, message,
                                          capsys):
-  from jaxvg import predictor as predictor_lib
+  """Through the CLI's error boundary (`jaxvg.main.run`): one `error:` line, exit status 2,
+  nothing written."""
+  from jaxvg import main as main_lib
   path = str(event_video) if video == 'GOOD' else str(bad_videos / video)
-  config = helpers.synthetic_config('tiny')
-  assert predictor_lib.main(config, str(bad_videos), path, [query]) == 2
+  before = sorted(p.name for p in bad_videos.iterdir())
+  with pytest.raises(SystemExit) as exit_info:
+    main_lib.run('predict', str(helpers.REPO / 'configs/r2tuning/synthetic.py') + ':tiny', [],
+                 str(bad_videos), 'latest', None, path, [query])
+  assert exit_info.value.code == 2
   captured = capsys.readouterr()
-  lines = captured.out.strip().splitlines()
+  lines = captured.err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], lines
   assert 'Traceback' not in captured.out + captured.err
+  assert sorted(p.name for p in bad_videos.iterdir()) == before
 
 
 def test_command_line_missing_video_exits_2(tmp_path):

@@ -1,16 +1,17 @@
 """Every experiment config builds its model with the official parameter count and takes a step."""
-import importlib.util
 import pathlib
 
 import jax
 import numpy as np
 import pytest
 
+import jaxvg_testing
 from jaxvg import registry
+from jaxvg.errors import UserError
 from jaxvg.train import optim, step as step_lib
 from jaxvg.train.state import TrainState, count_params
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
+CONFIGS = jaxvg_testing.CONFIGS
 # (config file, argument) -> official trainable parameter count (None: not an official config).
 EXPECTED = {
     ('r2tuning/qvhighlights.py', None): 2_836_242,
@@ -24,10 +25,7 @@ EXPECTED = {
 
 
 def load_config(name: str, arg: str | None):
-  spec = importlib.util.spec_from_file_location(name.replace('/', '_')[:-3], CONFIGS / name)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  return jaxvg_testing.load_config(name if arg is None else f'{name}:{arg}')
 
 
 def test_every_config_file_is_listed():
@@ -36,7 +34,7 @@ def test_every_config_file_is_listed():
 
 
 def test_unknown_domain_is_a_clear_error():
-  with pytest.raises(ValueError, match='domain must be one of'):
+  with pytest.raises(UserError, match='domain must be one of'):
     load_config('r2tuning/tvsum.py', 'XX')
 
 
@@ -72,7 +70,7 @@ def test_config_builds_and_takes_one_step(name, arg):
   init = lambda: TrainState.create(
       model.init({'params': jax.random.key(0)}, batch, train=False)['params'], tx,
       jax.random.key(1))
-  train_step = step_lib.make_train_step(task, model, config, schedule)
+  train_step = step_lib.make_train_step(task.training, model, config, schedule)
   if (name, arg) not in COMPILED:
     state = jax.eval_shape(init)
     new_state, metrics = jax.eval_shape(train_step, state, batch, None)

@@ -16,25 +16,14 @@ import pytest
 from jaxvg.train import checkpoint as checkpoint_lib
 from jaxvg.train import trainer
 from jaxvg.train.state import params_sha256
+from jaxvg_testing import tiny_synthetic_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = str(ROOT / 'configs' / 'r2tuning' / 'synthetic.py') + ':tiny'
 
 
 def tiny_config(synthetic_root: str, **overrides):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location('synthetic_cfg', CONFIG.split(':')[0])
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config('tiny')
-  config.data.synthetic_root = synthetic_root
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return tiny_synthetic_config(synthetic_root, **overrides)
 
 
 def main_command(workdir, synthetic_root, *flags):
@@ -44,13 +33,10 @@ def main_command(workdir, synthetic_root, *flags):
 
 
 def checkpoint_digest(config, workdir) -> tuple[int, str]:
-  run = trainer.build_run(config)
-  ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False)
-  try:
-    state, _, _ = ckpts.restore(run.initial_state)
-  finally:
-    ckpts.close()
-  return int(state.step), params_sha256(state.params)
+  ckpts = checkpoint_lib.Checkpoints(workdir, config, asynchronous=False, read_only=True)
+  step = ckpts.latest_step()
+  ckpts.close()
+  return step, params_sha256(trainer.restore_params(trainer.build_run(config), workdir, 'latest'))
 
 
 def finished_steps(workdir) -> list[int]:
@@ -120,11 +106,8 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, synth
   bad_step = int(re.search(r'at step (\d+)', str(err.value)).group(1))
   saved = finished_steps(tmp_path)
   assert saved and saved[-1] <= bad_step          # nothing after the bad step was written
-  run = trainer.build_run(config)
-  ckpts = checkpoint_lib.Checkpoints(tmp_path, config, asynchronous=False)
-  state, _, _ = ckpts.restore(run.initial_state)
-  ckpts.close()
-  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.params))
+  params = trainer.restore_params(trainer.build_run(config), str(tmp_path), 'latest')
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
 def test_sharded_step_equals_single_device_step(synthetic_root):
@@ -143,15 +126,17 @@ def test_sharded_step_equals_single_device_step(synthetic_root):
   results = []
   for devices, mesh_shape in ((jax.devices()[:1], (1, 1)), (jax.devices(), (4, 2))):
     config.mesh.data, config.mesh.model = mesh_shape
-    run = trainer.build_run(config, loader.batches_per_epoch, devices=devices)
+    run = trainer.build_run(config, devices=devices)
     schedule = optim.learning_rate_schedule(config.optim, loader.batches_per_epoch)
-    state = run.initial_state.replace(tx=sgd, opt_state=sgd.init(run.initial_state.params))
+    state, _ = trainer.init_train_state(run, loader.batches_per_epoch)
+    state = state.replace(tx=sgd, opt_state=sgd.init(state.params))
     train_step = step_lib.jit_train_step(
-        step_lib.make_train_step(run.task, run.model, config, schedule, run.encoder),
+        step_lib.make_train_step(run.task.training, run.model, config, schedule,
+                                 run.frozen.encode),
         run.mesh, mesh_lib.param_shardings(run.mesh, state),
         trainer.frozen_lib.shardings(run.frozen, run.mesh))
     before = jax.device_get(state.params)
-    state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen)
+    state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen_params)
     grads = jax.tree.map(lambda a, b: a - b, before, jax.device_get(state.params))
     results.append((grads, jax.device_get(metrics)))
   (grads_1, metrics_1), (grads_8, metrics_8) = results

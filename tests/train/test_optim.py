@@ -3,7 +3,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.train import optim
 
 
@@ -20,14 +20,14 @@ def official_lr(step: int, base: float, warmup: int, ratio: float, steps_per_epo
 
 @pytest.mark.parametrize('step', [0, 1, 250, 499, 500, 501, 4519, 4520, 4521, 9000])
 def test_qvhighlights_schedule_matches_official(step):
-  config = configs.r2tuning_base()
+  config = r2_config.base()
   schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch=226)
   expected = official_lr(step, 5e-4, 500, 1e-3, 226, (20,), 0.1)
   np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-6)
 
 
 def test_constant_schedule_after_short_warmup():
-  config = configs.r2tuning_highlight('tvsum', 'BK', ('BK',), epochs=500)
+  config = r2_config.highlight('tvsum', 'BK', ('BK',), epochs=500)
   schedule = optim.learning_rate_schedule(config.optim, steps_per_epoch=10)
   np.testing.assert_allclose(float(schedule(0)), 5e-4 * 1e-3, rtol=1e-6)
   np.testing.assert_allclose(float(schedule(25)), 5e-4 * (1e-3 + 0.999 * 0.5), rtol=1e-6)
@@ -37,7 +37,7 @@ def test_constant_schedule_after_short_warmup():
 
 def test_adamw_matches_pytorch_formula():
   """One AdamW step after clipping equals the PyTorch update written out by hand."""
-  config = configs.r2tuning_base()
+  config = r2_config.base()
   config.optim.warmup_steps = 0
   config.optim.grad_clip = 1.0
   tx = optim.make_optimizer(config.optim, steps_per_epoch=100)

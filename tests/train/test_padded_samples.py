@@ -13,7 +13,7 @@ from test_precision import _batch, _small_config  # noqa: E402  (same small mode
 def _loss_and_grads(config, task, model, params, batch):
   def loss(p):
     outputs = model.apply({'params': p}, batch, train=False)
-    return task.loss_fn(outputs, batch, config)[0]
+    return task.training.loss_fn(outputs, batch, config)[0]
   batch = jax.tree.map(jax.numpy.asarray, batch)
   return jax.jit(jax.value_and_grad(loss))(params)
 

@@ -4,14 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvg import configs, registry
+from jaxvg import registry
+from jaxvg_testing import small_r2tuning_config
 from jaxvg.train import optim, step as step_lib
 from jaxvg.train.state import TrainState
 
 
 def _small_config():
-  c = configs.r2tuning_base()
-  c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4))
+  c = small_r2tuning_config()
   c.data.update(dict(t_buckets=(16,), l_buckets=(6,), max_windows=2))
   c.optim.warmup_steps = 0
   return c
@@ -43,7 +43,7 @@ def test_bf16_step_keeps_fp32_state_and_tracks_fp32():
     tx = optim.make_optimizer(config.optim, 10)
     state = TrainState.create(params, tx, jax.random.key(1))
     step = jax.jit(step_lib.make_train_step(
-        task, model, config, optim.learning_rate_schedule(config.optim, 10)))
+        task.training, model, config, optim.learning_rate_schedule(config.optim, 10)))
     for _ in range(3):
       state, metrics = step(state, batch, None)
     losses[precision], states[precision] = float(metrics['loss']), state

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Tuning
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Tuning
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear, dropout_keep_mask
 
 
@@ -103,7 +103,7 @@ def test_dropout_scales_kept_values_and_is_identity_when_deterministic():
 
 
 def test_unrolled_scan_equals_rolled_outputs_and_gradients():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4,
                       dropout=0.5))
   rng = np.random.default_rng(1)
@@ -134,3 +134,39 @@ def test_unrolled_scan_equals_rolled_outputs_and_gradients():
   np.testing.assert_allclose(loss_unrolled, loss_rolled, rtol=1e-5)
   for g, r in zip(jax.tree.leaves(g_unrolled), jax.tree.leaves(g_rolled)):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('official_padding', [False, True])
+def test_plain_and_fused_paths_are_the_same_model(official_padding):
+  """`model.impl='plain'` (the official composition) and 'fused' give the same outputs, losses
+  and gradients, with dropout on (the same masks), on a padded batch."""
+  from jaxvg.projects.r2tuning.task import dummy_batch
+  results = {}
+  for impl in ('plain', 'fused'):
+    c = r2_config.base()
+    c.model.update(dims=32, num_heads=4, video_dims=24, query_dims=16, num_tokens=5,
+                   impl=impl, official_padding=official_padding)
+    c.data.t_buckets, c.data.l_buckets, c.data.max_windows = (16,), (6,), 2
+    rng = np.random.default_rng(0)
+    batch = {k: np.array(v) for k, v in dummy_batch(c, 3).items()}
+    batch['video'] = rng.normal(size=batch['video'].shape).astype(np.float32)
+    batch['query'] = rng.normal(size=batch['query'].shape).astype(np.float32)
+    batch['video_mask'] = np.arange(16)[None] < np.array([[16], [11], [7]])
+    batch['query_mask'] = np.arange(6)[None] < np.array([[6], [3], [4]])
+    batch['windows'][:, 0] = [[1, 5], [2, 9], [0, 3]]
+    batch['window_mask'][:, 0] = True
+    batch['saliency'] = rng.uniform(size=(3, 16)).astype(np.float32) * batch['video_mask']
+    model = R2Tuning(c.model)
+    params = model.init({'params': jax.random.key(0)}, batch, train=False)['params']
+    rngs = {'dropout': jax.random.key(1), 'droppath': jax.random.key(2)}
+
+    def loss(p):
+      out = model.apply({'params': p}, batch, train=True, rngs=rngs)
+      return loss_fn(out, batch, c)[0], out
+    (value, out), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    results[impl] = (value, out, grads)
+  (v_p, out_p, g_p), (v_f, out_f, g_f) = results['plain'], results['fused']
+  np.testing.assert_allclose(v_f, v_p, rtol=1e-5)
+  for key in ('cls_logits', 'reg', 'saliency', 'h'):
+    np.testing.assert_allclose(out_f[key], out_p[key], rtol=1e-4, atol=1e-5, err_msg=key)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), g_f, g_p)

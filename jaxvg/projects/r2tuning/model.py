@@ -2,7 +2,7 @@
 
 One weight-shared R² block refines the last K CLIP layers deepest first (an `nn.scan` over
 layers), then a temporal pyramid and shared conv heads predict per-point moment scores and
-boundaries. Follows the official code (r2tuning.md §2); `official_padding` switches between the
+boundaries. Follows the official code; `official_padding` switches between the
 official padded-length behaviour and a padding-invariant one.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
-from jaxvg.modules.fused import masked_max, norm_dropout_linear, relu_norm_dropout
-from jaxvg.modules.layers import Dropout, LayerNorm, Linear, cosine_similarity
+from jaxvg.modules.layers import Dropout, LayerNorm, Linear, apply_keep_mask, cosine_similarity
 from jaxvg.modules.pooling import AdaPooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.pyramid import ConvPyramid
 from jaxvg.modules.transformer import DecoderLayer
+from jaxvg.projects.r2tuning.fused import masked_max, norm_dropout_linear, relu_norm_dropout
 
 
 def regress_ranges_for(strides: Sequence[int]) -> list[tuple[float, float]]:
@@ -66,21 +66,29 @@ def level_masks(video_mask: jax.Array, strides: Sequence[int],
   return masks
 
 
+IMPLS = ('fused', 'plain')
+
+
 class InputMap(nn.Module):
   """LN → Dropout → Linear(→C) → ReLU → LN → Dropout → Linear(C→C) (official video/query_map).
 
-  `tail` (…, E) holds extra input features (the TEF) that the official code concatenates to x;
-  the first LN and Linear take them as a second part instead (same parameters, same math), so
-  the concatenation of every token is never materialised. LN → Dropout → Linear run as one op
-  with a hand-written backward pass (`jaxvg.modules.fused`): the video map is the largest
-  computation of the R² step. `hidden` stops before the last Linear (`fc1`), for callers that
-  only need linear functionals of the output (see `R2Step`).
+  `tail` (…, E) holds extra input features (the TEF) that the official code concatenates to x.
+  `impl='plain'` is that composition as written (the reference path). `impl='fused'` computes
+  the same numbers faster: the first LN and Linear take the tail as a second part (same
+  parameters), so the concatenation of every token is never built, and LN → Dropout → Linear
+  and ReLU → LN → Dropout run as single ops with hand-written backward passes
+  (`jaxvg.projects.r2tuning.fused`): the video map is the largest computation of the R² step.
+  Both draw the same dropout masks. `hidden` stops before the last Linear (`fc1`), for callers
+  that only need linear functionals of the output (see `R2Step`).
   """
   dims: int
   in_dims: int   # features of x plus those of tail
   dropout: float
+  impl: str = 'fused'
 
   def setup(self):
+    if self.impl not in IMPLS:
+      raise ValueError(f'model.impl must be one of {IMPLS}, got {self.impl!r}')
     self.norm0 = LayerNorm()
     self.fc0 = Linear(self.dims, self.in_dims)
     self.norm1 = LayerNorm()
@@ -91,6 +99,13 @@ class InputMap(nn.Module):
     parts = [x] if tail is None else [x, tail]
     rows = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
     keep_masks = [self.drop.keep_mask(rows + p.shape[-1:], not train) for p in parts]
+    if self.impl == 'plain':
+      joined = jnp.concatenate([jnp.broadcast_to(p, rows + p.shape[-1:]) for p in parts], -1)
+      x = self.norm0(joined)
+      if train and self.dropout:
+        x = apply_keep_mask(x, jnp.concatenate(keep_masks, -1), self.dropout)
+      x = self.norm1(jax.nn.relu(self.fc0(x)))
+      return self.drop(x, not train)
     scale, bias = self.norm0.affine(self.in_dims)
     x = norm_dropout_linear(parts, keep_masks, scale, bias, self.fc0.kernel, self.fc0.bias,
                             rate=self.dropout, epsilon=self.norm0.epsilon)
@@ -117,6 +132,7 @@ class R2Step(nn.Module):
   droppath: float
   official_padding: bool
   train: bool
+  impl: str = 'fused'
 
   @nn.compact
   def __call__(self, h: jax.Array, xs: tuple[jax.Array, ...],
@@ -134,9 +150,27 @@ class R2Step(nn.Module):
     video = jax.lax.dynamic_index_in_dim(video, video.shape[2] - 1 - j, axis=2, keepdims=False)
     query = jax.lax.dynamic_index_in_dim(query, query.shape[2] - 1 - j, axis=2, keepdims=False)
     tef_dims = 0 if tef is None else tef.shape[-1]
-    video_map = InputMap(self.dims, video.shape[-1] + tef_dims, self.dropout, name='video_map')
-    q = InputMap(self.dims, query.shape[-1], self.dropout, name='query_map')(
+    video_map = InputMap(self.dims, video.shape[-1] + tef_dims, self.dropout, self.impl,
+                         name='video_map')
+    q = InputMap(self.dims, query.shape[-1], self.dropout, self.impl, name='query_map')(
         query, self.train)
+    q_key = Linear(self.dims, self.dims, name='q_map')(q)
+    v_map = Linear(self.dims, self.dims, name='v_map')
+    mask = None if self.official_padding else query_mask[:, None, :, None]
+    if self.impl == 'plain':
+      # The official pooling as written: project every visual token, attend, pool, max.
+      v = video_map.fc1(video_map.hidden(video, self.train, tef))
+      cls = v[:, :, 0]
+      logits = jnp.einsum('blc,btpc->btlp', q_key, v_map(v))
+      att = jax.nn.softmax(logits / self.dims**0.5, axis=-1)
+      pooled = jnp.einsum('btlp,btpc->btlc', att, v) + q[:, None]
+      if mask is not None:
+        pooled = jnp.where(mask, pooled, -jnp.inf)
+      pooled = jnp.max(pooled, axis=2)
+      if mask is not None:
+        pooled = jnp.where(jnp.any(mask, axis=2), pooled, 0.0)
+      return self._fuse_and_decode(h, cls, pooled, q, scale, gate, use_gate, pe, video_mask,
+                                   query_mask)
 
     # The official pooling projects every visual token, v = fc1(a) (B,T,P,C), then computes
     # logits q_key·v_map(v) and att·v. Both are linear in v, and att sums to 1 over P, so they
@@ -145,16 +179,19 @@ class R2Step(nn.Module):
     # ~1/3 fewer FLOPs in fc1 and without the (B,T,P,C) v in memory.
     a = video_map.hidden(video, self.train, tef)
     cls = video_map.fc1(a[:, :, 0])
-    q_key = Linear(self.dims, self.dims, name='q_map')(q)
-    key, offset = Linear(self.dims, self.dims, name='v_map').dual(q_key)
+    key, offset = v_map.dual(q_key)
     key, fc1_offset = video_map.fc1.dual(key)
     logits = jnp.einsum('bld,btpd->btlp', key, a) + (offset + fc1_offset)[:, None, :, None]
     att = jax.nn.softmax(logits / self.dims**0.5, axis=-1)
     pooled = video_map.fc1(jnp.einsum('btlp,btpc->btlc', att, a)) + q[:, None]
-    pooled = masked_max(pooled, None if self.official_padding else query_mask[:, None, :, None],
-                        axis=2)
-    e = cls + jnp.tanh(scale) * pooled
+    pooled = masked_max(pooled, mask, axis=2)
+    return self._fuse_and_decode(h, cls, pooled, q, scale, gate, use_gate, pe, video_mask,
+                                 query_mask)
 
+  def _fuse_and_decode(self, h, cls, pooled, q, scale, gate, use_gate, pe, video_mask,
+                       query_mask):
+    """Gated fusion with the previous state, then the temporal decoder layer."""
+    e = cls + jnp.tanh(scale) * pooled
     g = jax.nn.sigmoid(gate)
     e = jnp.where(use_gate, g * e + (1 - g) * h, e)
     h = DecoderLayer(self.dims, self.num_heads, self.ffn_ratio, self.droppath,
@@ -179,7 +216,8 @@ class R2Block(nn.Module):
     cfg = self.config
     k, dims = cfg.num_layers, cfg.dims
     b, t = video.shape[:2]
-    lengths = (jnp.full((b,), t, jnp.int32) if cfg.official_padding
+    official = cfg.official_padding and train
+    lengths = (jnp.full((b,), t, jnp.int32) if official
                else video_mask.sum(-1).astype(jnp.int32))
     # The TEF is the same for every token of a clip: (B, T, 1, 2), broadcast inside video_map.
     tef = temporal_endpoint_feature(lengths, t)[:, :, None] if cfg.use_tef else None
@@ -198,7 +236,7 @@ class R2Block(nn.Module):
                    in_axes=(0, nn.broadcast), length=k, unroll=cfg.scan_unroll or k)
     h0 = jnp.zeros((b, t, dims), jnp.float32)
     h, (coll_v, coll_q) = step(dims, cfg.num_heads, cfg.ffn_ratio, cfg.dropout, cfg.droppath,
-                               cfg.official_padding, train, name='step')(
+                               official, train, cfg.get('impl', 'fused'), name='step')(
                                    h0, xs, (video, query, tef, video_mask, query_mask, pe))
     return h, coll_v, coll_q
 
@@ -240,13 +278,16 @@ class R2Tuning(nn.Module):
     b, t = video_mask.shape
     h, coll_v, coll_q = R2Block(cfg, name='adapter')(
         batch['video'], batch['query'], video_mask, query_mask, train)
-    if not cfg.official_padding:
+    # Official padding is a training behaviour only: the official code validates one unpadded
+    # sample at a time, which is what the padding-invariant path computes for any batch.
+    official = cfg.official_padding and train
+    if not official:
       h = jnp.where(video_mask[..., None], h, 0.0)
 
     strides = tuple(cfg.strides)
     levels = ConvPyramid(cfg.dims, strides, name='pyramid')(h)
-    masks = level_masks(video_mask, strides, cfg.official_padding)
-    head_masks = [None] * len(masks) if cfg.official_padding else masks
+    masks = level_masks(video_mask, strides, official)
+    head_masks = [None] * len(masks) if official else masks
     class_head = ConvHead(cfg.dims, 1, name='class_head')
     cls_logits = jnp.concatenate(
         [class_head(x, m)[..., 0] for x, m in zip(levels, head_masks)], axis=1)
@@ -266,7 +307,7 @@ class R2Tuning(nn.Module):
           [jnp.exp(coord_head(x, m)) * coef[i]
            for i, (x, m) in enumerate(zip(levels, head_masks))], axis=1)
 
-    lengths = jnp.full((b,), t) if cfg.official_padding else video_mask.sum(-1)
+    lengths = jnp.full((b,), t) if official else video_mask.sum(-1)
     scores = jnp.split(jax.nn.sigmoid(cls_logits), np.cumsum([x.shape[1] for x in levels])[:-1],
                        axis=1)
     saliency = merge_saliency(scores, strides, lengths, t)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg.modules.fused import masked_max, norm_dropout_linear, relu_norm_dropout
+from jaxvg.projects.r2tuning.fused import masked_max, norm_dropout_linear, relu_norm_dropout
 
 RATE, EPS = 0.5, 1e-5
 

@@ -19,6 +19,7 @@ import numpy as np
 from flax import traverse_util
 
 from jaxvg.convert.clip import read_torch_archive
+from jaxvg.errors import UserError
 
 # Official modules with no jaxvg parameter: the SampledNCE logit-scale buffer (a constant 1/0.07
 # here) and, for checkpoints trained with init=True, the frozen CLIP (loaded separately).
@@ -66,7 +67,7 @@ def _swap_layout(path: tuple[str, ...], value: np.ndarray) -> np.ndarray:
 
 def param_shapes(model_config: ml_collections.ConfigDict) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Flax param path -> shape for `model_config`, without computing anything."""
-  from jaxvg.models.r2tuning import R2Tuning
+  from jaxvg.projects.r2tuning.model import R2Tuning
   c = model_config
   t = max(c.strides)
   batch = dict(video=jnp.zeros((1, t, c.num_layers, c.num_tokens, c.video_dims)),
@@ -151,7 +152,7 @@ def load_official(source: str | os.PathLike | Mapping[str, Any],
     lines += [f'  missing key: {k}' for k in missing]
     lines += [f'  unexpected key: {k}' for k in unexpected]
     lines += [f'  wrong shape: {m}' for m in misshaped]
-    raise ValueError('\n'.join(lines))
+    raise UserError('\n'.join(lines))
   return traverse_util.unflatten_dict(flat)
 
 

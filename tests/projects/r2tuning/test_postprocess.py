@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.models.r2tuning import make_points
-from jaxvg.postprocess.moments import clamp_and_round, decode_moments, nms, postprocess
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.model import make_points
+from jaxvg.projects.r2tuning.postprocess import clamp_and_round, decode_moments, nms, postprocess
 
 
 def ref_iou(a, b):
@@ -61,7 +61,7 @@ def test_decode_topk_clamp_round_against_reference():
 
 
 def test_postprocess_rows_skip_padded_samples():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.post.max_num_moment = 5
   b, t = 3, 8
   points = make_points(t, c.model.strides)

@@ -1,13 +1,17 @@
-"""Registers the 'r2tuning' task: model, loss, post-processing and a dummy batch."""
+"""The 'r2tuning' task: R²-Tuning's model, data, loss, post-processing and weights for the engine."""
 from __future__ import annotations
+
 
 import jax.numpy as jnp
 import ml_collections
 
 from jaxvg import registry
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Tuning
-from jaxvg.postprocess.moments import postprocess
+from jaxvg.clip.backbone import frozen_clip
+from jaxvg.data.temporal import TemporalGroundingData
+from jaxvg.projects.r2tuning.convert import load_official
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Tuning
+from jaxvg.projects.r2tuning.postprocess import postprocess
 
 
 def build_model(config: ml_collections.ConfigDict) -> R2Tuning:
@@ -31,7 +35,19 @@ def dummy_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str,
       sample_mask=jnp.ones((batch_size,), bool))
 
 
-@registry.register('r2tuning')
-def r2tuning_task() -> registry.Task:
-  return registry.Task(name='r2tuning', build_model=build_model, loss_fn=loss_fn,
-                       postprocess=postprocess, dummy_batch=dummy_batch)
+def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int,
+              process_count: int) -> TemporalGroundingData:
+  return TemporalGroundingData.from_config(config, train=train, seed=seed,
+                                           process_count=process_count)
+
+
+TASK = registry.Task(
+    name='r2tuning',
+    build_model=build_model,
+    dummy_batch=dummy_batch,
+    make_data=make_data,
+    postprocess=postprocess,
+    load_weights=load_official,
+    frozen_backbone=frozen_clip,
+    training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout', 'droppath')),
+)

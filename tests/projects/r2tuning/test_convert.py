@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.convert.r2tuning import load_official, official_shapes, to_official
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.convert import load_official, official_shapes, to_official
 
 # The official key list of the QVHighlights checkpoint (module.loss._loss_sal.scale aside),
 # each with the jaxvg param path it must land in and the layout change.
@@ -80,15 +80,15 @@ def test_key_list_and_shapes_match_the_official_checkpoint(shared):
     key, shape = line.split('\t')
     ref[key] = tuple(int(x) for x in shape.strip('()').split(',') if x.strip())
   assert ref.pop('module.loss._loss_sal.scale') == (1,)
-  assert official_shapes(configs.r2tuning_base().model) == ref
+  assert official_shapes(r2_config.base().model) == ref
 
 
 def test_hand_written_mapping_covers_every_key():
-  assert {f'module.{k}' for k in EXPECTED} == set(official_shapes(configs.r2tuning_base().model))
+  assert {f'module.{k}' for k in EXPECTED} == set(official_shapes(r2_config.base().model))
 
 
 def test_round_trip_places_every_tensor(tmp_path):
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   state = random_state_dict(c)
   params = load_official(state, c)
   check_placement(state, params)
@@ -106,7 +106,7 @@ def test_round_trip_places_every_tensor(tmp_path):
 
 
 def test_swapped_key_or_wrong_transpose_is_caught():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   state = random_state_dict(c)
   swapped = dict(state)
   swapped['module.adapter.tem.cross_att.q.weight'] = state['module.adapter.tem.cross_att.k.weight']
@@ -119,7 +119,7 @@ def test_swapped_key_or_wrong_transpose_is_caught():
 
 
 def test_clear_errors_for_missing_unexpected_and_misshaped_keys():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   state = random_state_dict(c)
   bad = dict(state)
   del bad['module.pooling.att.weight']
@@ -133,7 +133,7 @@ def test_clear_errors_for_missing_unexpected_and_misshaped_keys():
 
 
 def test_tvsum_config_layout():
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(use_tef=False, strides=(1,), use_coord_head=False, merge_cls_sal=False))
   shapes = official_shapes(c.model)
   assert shapes['module.adapter.video_map.0.weight'] == (768,)

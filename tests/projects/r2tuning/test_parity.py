@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxvg import configs
-from jaxvg.convert.r2tuning import load_official
-from jaxvg.models.r2tuning import R2Tuning
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg.projects.r2tuning.convert import load_official
+from jaxvg.projects.r2tuning.model import R2Tuning
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / 'fixtures'
 
@@ -20,7 +20,7 @@ def fixture():
 
 
 def tiny_config(official_padding):
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4,
                       official_padding=official_padding))
   return c

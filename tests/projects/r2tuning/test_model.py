@@ -2,21 +2,19 @@
 initialisation, and that it can learn."""
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
-from jaxvg import configs
-from jaxvg.losses.r2tuning import loss_fn
-from jaxvg.models.r2tuning import R2Step, R2Tuning, make_points
+from jaxvg.projects.r2tuning import config as r2_config
+from jaxvg_testing import small_r2tuning_config
+from jaxvg.projects.r2tuning.losses import loss_fn
+from jaxvg.projects.r2tuning.model import R2Step, R2Tuning, make_points
 from jaxvg.modules.droppath import DropPath
 
 
-def small_config(**model):
-  c = configs.r2tuning_base()
-  c.model.update(dict(dims=32, video_dims=16, query_dims=12, num_tokens=5, num_heads=4))
-  c.model.update(model)
-  return c
+small_config = small_r2tuning_config
 
 
 def tvsum_config(c):
@@ -49,11 +47,16 @@ def init(c, batch, seed=0):
 _APPLY = {}
 
 
-def apply(c, params, batch):
-  """Jitted eval-mode forward, one compiled function per (config, shapes)."""
-  key = c.model.to_json()
+def apply(c, params, batch, train: bool = False):
+  """Jitted forward (dropout off: rates zeroed in training mode), one compiled function per
+  (config, mode, shapes). Official padding only exists in training mode."""
+  key = (c.model.to_json(), train)
   if key not in _APPLY:
-    _APPLY[key] = jax.jit(lambda p, b, cfg=c.model: R2Tuning(cfg).apply(p, b))
+    cfg = c.model
+    if train:
+      cfg = ml_collections.ConfigDict(cfg.to_dict())
+      cfg.dropout = cfg.droppath = 0.0
+    _APPLY[key] = jax.jit(lambda p, b, cfg=cfg: R2Tuning(cfg).apply(p, b, train=train))
   return _APPLY[key](params, batch)
 
 
@@ -83,8 +86,8 @@ def count(c):
 
 
 def test_parameter_counts_match_the_official_model():
-  assert count(configs.r2tuning_base()) == 2_836_242
-  assert count(tvsum_config(configs.r2tuning_base())) == 1_846_281
+  assert count(r2_config.base()) == 2_836_242
+  assert count(tvsum_config(r2_config.base())) == 1_846_281
 
 
 def test_output_shapes(setup):
@@ -165,19 +168,23 @@ def test_padding_invariance_bucketed_batch_equals_one_by_one(setup):
     np.testing.assert_allclose(out['reg'][i][valid], ref['reg'][0], rtol=1e-5, atol=1e-5)
 
 
-def test_official_padding_uses_padded_length(setup):
+def test_official_padding_uses_padded_length_in_training_only(setup):
   c, batch, params, out, _ = setup
   c_off = small_config(official_padding=True)
   full = dict(batch, video_mask=jnp.ones_like(batch['video_mask']),
               query_mask=jnp.ones_like(batch['query_mask']))
   # Without padding the two modes are the same computation ...
-  np.testing.assert_allclose(apply(c, params, full)['h'], apply(c_off, params, full)['h'],
-                             atol=1e-5)
+  np.testing.assert_allclose(apply(c, params, full, train=True)['h'],
+                             apply(c_off, params, full, train=True)['h'], atol=1e-5)
   # ... with padding the official mode lets it in (TEF/PE over T clips, padded query tokens).
-  off = apply(c_off, params, batch)
-  assert float(jnp.abs(off['h'][1, :9] - out['h'][1, :9]).max()) > 1e-3
+  off = apply(c_off, params, batch, train=True)
+  invariant = apply(c, params, batch, train=True)
+  assert float(jnp.abs(off['h'][1, :9] - invariant['h'][1, :9]).max()) > 1e-3
   # Official point masks are max_pool(video_mask): the stride-2 point on clips 8, 9 counts.
-  assert int(off['point_mask'][1].sum()) > int(out['point_mask'][1].sum())
+  assert int(off['point_mask'][1].sum()) > int(invariant['point_mask'][1].sum())
+  # Evaluation is padding-invariant in both modes (the official code validates one unpadded
+  # sample at a time).
+  np.testing.assert_allclose(apply(c_off, params, batch)['h'], out['h'], atol=1e-6)
 
 
 def test_pytorch_style_initialisation(setup):

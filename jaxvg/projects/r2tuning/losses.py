@@ -11,8 +11,8 @@ import ml_collections
 from jaxvg.losses.classification import dynamic_bce_loss, focal_loss
 from jaxvg.losses.contrastive import info_nce_loss, sampled_nce_loss
 from jaxvg.losses.regression import l1_loss
-from jaxvg.losses.targets import assign_targets
-from jaxvg.models.r2tuning import make_points
+from jaxvg.projects.r2tuning.assign import assign_targets
+from jaxvg.projects.r2tuning.model import make_points
 
 
 def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],

@@ -6,13 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvg import configs
+from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.losses.classification import dynamic_bce_loss, focal_loss
 from jaxvg.losses.contrastive import info_nce_loss, sampled_nce_loss
-from jaxvg.losses.r2tuning import loss_fn
+from jaxvg.projects.r2tuning.losses import loss_fn
 from jaxvg.losses.regression import l1_loss
-from jaxvg.losses.targets import assign_targets
-from jaxvg.models.r2tuning import make_points
+from jaxvg.projects.r2tuning.assign import assign_targets
+from jaxvg.projects.r2tuning.model import make_points
 
 SCALE = 1 / 0.07
 
@@ -174,7 +174,7 @@ def fake_batch(rng, b, t):
 
 def test_loss_fn_combines_terms_with_weights_and_references():
   rng = np.random.default_rng(4)
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   out, batch = fake_outputs(rng, 3, 16, 4, 4, 8), fake_batch(rng, 3, 16)
   total, terms = run_loss(out, batch, c)
   points = make_points(16, (1, 2, 4, 8))
@@ -202,7 +202,7 @@ def test_loss_fn_combines_terms_with_weights_and_references():
 
 def test_padded_samples_do_not_contribute():
   rng = np.random.default_rng(5)
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   out, batch = fake_outputs(rng, 3, 16, 4, 4, 8), fake_batch(rng, 3, 16)
   _, ref = run_loss(out, batch, c)
   # Append a padding sample full of garbage: every term must stay the same.
@@ -218,7 +218,7 @@ def test_padded_samples_do_not_contribute():
 
 def test_no_positive_batch_gives_zero_regression_and_finite_grads():
   rng = np.random.default_rng(6)
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   out, batch = fake_outputs(rng, 2, 8, 3, 4, 8), fake_batch(rng, 2, 8)
   batch['window_mask'][:] = False
   out, batch = jax.tree.map(jnp.asarray, out), jax.tree.map(jnp.asarray, batch)
@@ -231,7 +231,7 @@ def test_no_positive_batch_gives_zero_regression_and_finite_grads():
 
 def test_tvsum_variant_uses_dynamic_bce_and_row_nce():
   rng = np.random.default_rng(7)
-  c = configs.r2tuning_base()
+  c = r2_config.base()
   c.model.update(dict(use_tef=False, strides=(1,), use_coord_head=False, merge_cls_sal=False))
   c.loss.update(dict(cls_type='dynamic_bce', sal_direction='row'))
   out, batch = fake_outputs(rng, 2, 8, 3, 4, 8, strides=(1,)), fake_batch(rng, 2, 8)

@@ -1,0 +1,181 @@
+"""Per-sample and batching pieces of the Grain pipeline for tubes (pure host-side NumPy).
+
+`make_tube_example` turns a `TubeRecord` and its stored frames (each with its raw frame index,
+`FrameReader.frame_ids`) into one sample; `collate_tubes` pads samples into static shapes: T from
+a fixed set of frame buckets, frames padded to one (height, width) with a pixel mask (the frames
+are resized without cropping, so their sizes differ), text to a fixed length, and missing samples
+(None) fully masked. Boxes are normalised [cx, cy, w, h] of the unpadded frame.
+
+Batch dict (B samples, T frames, H x W pixels, L text tokens):
+  frames      (B, T, H, W, 3) uint8     pixel_mask (B, H, W) bool    frame_mask (B, T) bool
+  boxes       (B, T, 4) float32 cxcywh in [0, 1]                     box_mask   (B, T) bool
+  in_span     (B, T) bool  frames inside the GT span ("actioness")
+  span        (B, 2) int32 first and last in-span position (0, 0 for padding)
+  tokens      (B, L) int32, text_mask (B, L) bool  (when the examples carry tokens)
+  sample_mask (B,) bool
+Host metadata: qid, vid, query, frame_ids (B, T) raw indices, frame_mask, width, height,
+sample_mask: what `jaxvg.postprocess.tubes.postprocess_tubes` needs.
+
+`TubeData` wires both into the engine as a `jaxvg.registry.DataAdapter` (config.data:
+frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import ml_collections
+import numpy as np
+
+from jaxvg.data.frames import FrameReader
+from jaxvg.data.tubes import TubeRecord
+
+
+def temporal_crop(in_span: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+  """CG-STVG's training crop: a start drawn among the positions before the span (0 if none) and
+  an end among those after it (the last if none); returns [start, end) positions."""
+  span = np.flatnonzero(in_span)
+  if not len(span):
+    return 0, len(in_span)
+  start = int(rng.integers(0, span[0])) if span[0] > 0 else 0
+  end = int(rng.integers(span[-1] + 1, len(in_span))) if span[-1] < len(in_span) - 1 else (
+      len(in_span) - 1)
+  return start, end + 1
+
+
+def make_tube_example(record: TubeRecord, frames: np.ndarray, frame_ids: np.ndarray, *,
+                      max_frames: int, crop_prob: float = 0.0,
+                      rng: np.random.Generator | None = None,
+                      tokens: np.ndarray | None = None) -> dict[str, Any]:
+  """One sample: the stored frames (T_all, h, w, 3) at raw `frame_ids`, optionally cropped in time
+  (probability `crop_prob`, training), then at most `max_frames` by int(linspace)."""
+  frame_ids = np.asarray(frame_ids, np.int64)
+  start, end = int(record.span[0]), int(record.span[1])
+  in_span = (frame_ids >= start) & (frame_ids < end)
+  keep = np.arange(len(frame_ids))
+  if crop_prob > 0 and rng is not None and rng.random() < crop_prob:
+    lo, hi = temporal_crop(in_span, rng)
+    keep = keep[lo:hi]
+  if len(keep) > max_frames:
+    keep = keep[np.linspace(0, len(keep) - 1, max_frames).astype(np.int64)]
+  frame_ids, in_span = frame_ids[keep], in_span[keep]
+  dense, has_box = record.dense_boxes()
+  xyxy = dense[frame_ids] / np.array([record.width, record.height] * 2, np.float32)
+  boxes = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+  positions = np.flatnonzero(in_span)
+  example = {
+      'frames': np.asarray(frames)[keep], 'frame_ids': frame_ids,
+      'boxes': boxes.astype(np.float32), 'box_mask': has_box[frame_ids], 'in_span': in_span,
+      'span': (np.array([positions[0], positions[-1]], np.int32) if len(positions)
+               else np.zeros(2, np.int32)),
+      'qid': record.qid, 'vid': record.vid, 'query': record.query,
+      'width': record.width, 'height': record.height}
+  if tokens is not None:
+    example['tokens'] = np.asarray(tokens, np.int32)
+  return example
+
+
+def frame_bucket(length: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket holding `length` frames."""
+  for bucket in sorted(buckets):
+    if length <= bucket:
+      return bucket
+  raise ValueError(f'{length} frames exceed the largest frame bucket {max(buckets)}')
+
+
+def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[int],
+                  height: int, width: int, max_text_len: int = 0, length: int | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """Static-shape batch and host metadata (see the module docstring); None = padding sample.
+
+  T is the bucket of `length` (the global batch's longest sample; default: these examples').
+  """
+  real = [e for e in examples if e is not None]
+  b = len(examples)
+  longest = max([len(e['frame_ids']) for e in real], default=1)
+  t = frame_bucket(max(longest, length or 0), frame_buckets)
+  batch = {
+      'frames': np.zeros((b, t, height, width, 3), np.uint8),
+      'pixel_mask': np.zeros((b, height, width), bool),
+      'frame_mask': np.zeros((b, t), bool), 'boxes': np.zeros((b, t, 4), np.float32),
+      'box_mask': np.zeros((b, t), bool), 'in_span': np.zeros((b, t), bool),
+      'span': np.zeros((b, 2), np.int32), 'sample_mask': np.zeros(b, bool)}
+  if max_text_len:
+    batch['tokens'] = np.zeros((b, max_text_len), np.int32)
+    batch['text_mask'] = np.zeros((b, max_text_len), bool)
+  meta = {'qid': [None] * b, 'vid': [''] * b, 'query': [''] * b,
+          'frame_ids': np.zeros((b, t), np.int64), 'width': np.ones(b, np.int64),
+          'height': np.ones(b, np.int64)}
+  for i, e in enumerate(examples):
+    if e is None:
+      continue
+    n, (h, w) = len(e['frame_ids']), e['frames'].shape[1:3]
+    if h > height or w > width:
+      raise ValueError(f"{e['qid']!r}: frames {h}x{w} exceed the batch size {height}x{width}")
+    batch['frames'][i, :n, :h, :w] = e['frames']
+    batch['pixel_mask'][i, :h, :w] = True
+    batch['frame_mask'][i, :n] = True
+    for key in ('boxes', 'box_mask', 'in_span'):
+      batch[key][i, :n] = e[key]
+    batch['span'][i] = e['span']
+    batch['sample_mask'][i] = True
+    if max_text_len and 'tokens' in e:
+      tokens = e['tokens'][:max_text_len]
+      batch['tokens'][i, :len(tokens)] = tokens
+      batch['text_mask'][i, :len(tokens)] = True
+    meta['frame_ids'][i, :n] = e['frame_ids']
+    for key in ('qid', 'vid', 'query', 'width', 'height'):
+      meta[key][i] = e[key]
+  meta['frame_mask'] = batch['frame_mask']
+  meta['sample_mask'] = batch['sample_mask']
+  return batch, meta
+
+
+@dataclasses.dataclass(frozen=True)
+class TubeData:
+  """The `jaxvg.registry.DataAdapter` of tube tasks over pre-decoded STVG frames. Picklable.
+
+  Attributes:
+    frames: reader of a `jaxvg.prepare stvg_frames` directory (frames keep their raw index).
+    seed: data seed; the temporal crop draws from (seed, epoch, index).
+    max_frames: frames per sample at most (int(linspace) subsampling beyond).
+    frame_buckets: static T values.
+    height, width: the static frame size every batch is padded to.
+    crop_prob: probability of CG-STVG's temporal crop (training only; 0 at evaluation).
+    max_text_len: static token length when examples carry `tokens` (0: text in metadata only).
+  """
+  frames: FrameReader
+  seed: int
+  max_frames: int
+  frame_buckets: tuple[int, ...]
+  height: int
+  width: int
+  crop_prob: float = 0.0
+  max_text_len: int = 0
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
+                  process_count: int = 1) -> 'TubeData':
+    del process_count  # every shape is static (frame bucket from the global batch, fixed H×W)
+    data = config.data
+    return cls(frames=FrameReader(data.frames_dir), seed=seed, max_frames=data.max_frames,
+               frame_buckets=tuple(data.frame_buckets), height=data.height, width=data.width,
+               crop_prob=float(data.get('crop_prob', 0.0)) if train else 0.0,
+               max_text_len=int(data.get('max_text_len', 0)))
+
+  def length(self, record: TubeRecord) -> int:
+    return min(self.frames.num_frames(record.video_key), self.max_frames)
+
+  def example(self, record: TubeRecord, *, epoch: int, index: int) -> dict[str, Any]:
+    rng = np.random.default_rng([self.seed, epoch, index])
+    frame_ids = self.frames.frame_ids(record.video_key)
+    if frame_ids is None:
+      raise ValueError(f'{self.frames.path}: {record.video_key!r} has no raw frame indices '
+                       '(prepare it with `python -m jaxvg.prepare stvg_frames`)')
+    return make_tube_example(record, self.frames.read(record.video_key), frame_ids,
+                             max_frames=self.max_frames, crop_prob=self.crop_prob, rng=rng)
+
+  def collate(self, examples: Sequence[dict | None], length: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    return collate_tubes(examples, frame_buckets=self.frame_buckets, height=self.height,
+                         width=self.width, max_text_len=self.max_text_len, length=length)
