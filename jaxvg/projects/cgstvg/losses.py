@@ -48,10 +48,12 @@ def layer_losses(boxes: jax.Array, conf: jax.Array, sted: jax.Array, actioness: 
                  batch: Mapping[str, Any], config: ml_collections.ConfigDict
                  ) -> dict[str, jax.Array]:
   """The five terms for one decoder layer: boxes (B, T, 4), conf (B, T), sted (B, T, 2),
-  actioness (B, T) against batch boxes (B, T, 4), box_mask (B, T) (the GT span) and
-  frame_mask (B, T)."""
-  frame_mask, gt_mask = batch['frame_mask'], batch['box_mask'] & batch['frame_mask']
-  has_gt = gt_mask.any(-1)
+  actioness (B, T) against batch boxes (B, T, 4), in_span (the GT span: the official
+  "actioness"), box_mask and frame_mask (B, T)."""
+  frame_mask = batch['frame_mask']
+  span_mask = batch['in_span'] & frame_mask
+  gt_mask = span_mask & batch['box_mask']
+  has_gt = span_mask.any(-1)
   videos = jnp.maximum(has_gt.sum(), 1)
   video_mean = lambda per_video: jnp.where(has_gt, per_video, 0).sum() / videos  # noqa: E731
   num_boxes = jnp.maximum(gt_mask.sum(), 1)
@@ -63,14 +65,14 @@ def layer_losses(boxes: jax.Array, conf: jax.Array, sted: jax.Array, actioness: 
 
   t = frame_mask.shape[1]
   frames = jnp.arange(t)
-  start = jnp.where(gt_mask, frames, t).min(-1)
-  end = jnp.where(gt_mask, frames, -1).max(-1)
+  start = jnp.where(span_mask, frames, t).min(-1)
+  end = jnp.where(span_mask, frames, -1).max(-1)
   sted_kl = (_kl_to_target(sted[..., 0], _gaussian_target(start, t, config.loss.sigma), frame_mask)
              + _kl_to_target(sted[..., 1], _gaussian_target(end, t, config.loss.sigma), frame_mask))
 
   in_span = (frames >= start[:, None]) & (frames <= end[:, None])
   weight = jnp.where(in_span, 1.0, config.loss.eos)
-  actioness_bce = weight * _bce_with_logits(actioness, gt_mask.astype(actioness.dtype))
+  actioness_bce = weight * _bce_with_logits(actioness, span_mask.astype(actioness.dtype))
   if not config.loss.conf_target_gradient:
     iou = jax.lax.stop_gradient(iou)
   conf_bce = _bce_with_logits(conf, iou)

@@ -4,14 +4,16 @@ query per frame: the spatial decoder refines a box anchor per layer and feeds in
 (RoI features of confident frames) to the next layer; the temporal decoder predicts start/end
 logits and actioness.
 
-Batched and static-shaped: frames are padded to T (`frame_mask`), text to L (`text_mask`); the
-official code runs one video at a time. Parameter names follow the official state dict (see
-`convert.py`). Inputs, channels last:
-  frames (B, T, H, W, 3) normalised RGB, or c5 (B, T, h, w, 2048) from a feature cache;
-  swin (B, T, h, w, 768) the frozen Video-Swin stage-4 map (when `use_swin`);
-  text_ids / text_mask (B, L); frame_mask (B, T);
-  boxes (B, T, 4) normalised (cx, cy, w, h) and box_mask (B, T): read ONLY for ground-truth
-  context selection in training, never at inference.
+Batched and static-shaped (the official code runs one video at a time): frames are padded to T
+(`frame_mask`) and to one H x W (`pixel_mask`), text to L (`text_mask`). Parameter names follow
+the official state dict (see `convert.py`). Batch keys (those of `jaxvg.data.tube_examples`):
+  frames (B, T, H, W, 3) uint8 RGB (normalised here) or float (already normalised), or
+    c5 (B, T, h, w, 2048) from a feature cache (with grid_mask (B, h, w) if padded);
+  pixel_mask (B, H, W) (optional: all valid); frame_mask (B, T);
+  swin (B, T, h, w, 768): the frozen Video-Swin stage-4 map (when `model.use_swin`);
+  tokens / text_mask (B, L): RoBERTa token ids;
+  boxes (B, T, 4) normalised (cx, cy, w, h), box_mask and in_span (B, T): read ONLY for the
+  ground-truth context selection of training, never at inference.
 """
 from __future__ import annotations
 
@@ -91,16 +93,19 @@ class TimeDecoderLayer(nn.Module):
     return post_norm_ffn(tgt, self.dims, self.ffn_dims, drop, 'norm4')
 
 
-def roi_mean(features: jax.Array, boxes: jax.Array) -> jax.Array:
+def roi_mean(features: jax.Array, boxes: jax.Array, grid_mask: jax.Array) -> jax.Array:
   """Mean of a (B, T, h, w, C) map inside each frame's (B, T, 4) normalised cxcywh box, with the
-  official integer crop: x1, y1, y2 rounded, x2 ceiled, then clamped to at least one cell."""
+  official integer crop: x1, y1, y2 rounded, x2 ceiled, then clamped to at least one cell. Boxes
+  are relative to each sample's valid (unpadded) part of the grid, `grid_mask` (B, h, w)."""
   h, w = features.shape[2:4]
-  xyxy = jnp.clip(cxcywh_to_xyxy(boxes), 0) * jnp.array([w, h, w, h], boxes.dtype)
-  x1, y1, x2, y2 = jnp.round(xyxy[..., 0]), jnp.round(xyxy[..., 1]), jnp.ceil(xyxy[..., 2]), \
-      jnp.round(xyxy[..., 3])
-  x2 = jnp.clip(x2, 1, w)
+  valid_h = grid_mask[:, :, 0].sum(-1).astype(boxes.dtype)[:, None]       # (B, 1)
+  valid_w = grid_mask[:, 0, :].sum(-1).astype(boxes.dtype)[:, None]
+  xyxy = jnp.clip(cxcywh_to_xyxy(boxes), 0)
+  x1, x2 = jnp.round(xyxy[..., 0] * valid_w), jnp.ceil(xyxy[..., 2] * valid_w)
+  y1, y2 = jnp.round(xyxy[..., 1] * valid_h), jnp.round(xyxy[..., 3] * valid_h)
+  x2 = jnp.clip(x2, 1, valid_w)
   x1 = jnp.clip(x1, 0, x2 - 1)
-  y2 = jnp.clip(y2, 1, h)
+  y2 = jnp.clip(y2, 1, valid_h)
   y1 = jnp.clip(y1, 0, y2 - 1)
   xs, ys = jnp.arange(w, dtype=boxes.dtype), jnp.arange(h, dtype=boxes.dtype)
   inside_x = (xs >= x1[..., None]) & (xs < x2[..., None])                   # (B, T, w)
@@ -120,12 +125,12 @@ class SpatialDecoder(nn.Module):
   @nn.compact
   def __call__(self, anchors: jax.Array, time_embed: jax.Array, frame_mask: jax.Array,
                memory: jax.Array, memory_pos: jax.Array, memory_mask: jax.Array,
-               grid: tuple[int, int], action_logits: jax.Array,
+               grid_mask: jax.Array, action_logits: jax.Array,
                targets: tuple[jax.Array, jax.Array] | None, deterministic: bool
                ) -> tuple[jax.Array, jax.Array]:
     """Returns the boxes (layers, B, T, 4) and confidences (layers, B, T)."""
     m = self.config.model
-    d, (h, w) = m.hidden, grid
+    d, (h, w) = m.hidden, grid_mask.shape[1:]
     query_scale = MLP(d, d, 2, name='query_scale')
     ref_point_head = MLP(d, d, 2, name='ref_point_head')
     conf_heads = [MLP(d, 1, 2, m.head_dropout, m.head_dropout_logits, name='conf')]
@@ -151,7 +156,7 @@ class SpatialDecoder(nn.Module):
       box = jax.nn.sigmoid(self.bbox_embed(tgt))
       boxes.append(box)
       anchors = jax.lax.stop_gradient(box)
-      rois = [roi_mean(x, anchors) for x in maps]
+      rois = [roi_mean(x, anchors, grid_mask) for x in maps]
       conf = sum(jax.nn.sigmoid(head(r, deterministic)[..., 0])
                  for head, r in zip(conf_heads, rois))
       confs.append(conf)
@@ -196,36 +201,57 @@ class CGSTVG(nn.Module):
     self.action_embed = MLP(d, 1, 2, m.head_dropout, m.head_dropout_logits)
     self.spatial_decoder = SpatialDecoder(self.config, self.bbox_embed)
 
-  def encode(self, batch: Mapping[str, jax.Array], deterministic: bool):
-    """The multimodal memory of every frame: (B, T, N, C) tokens [ResNet ; text ; Swin], their
-    decoder positions, mask, the frames' mean token and the C5 grid size."""
+  def visual_grid(self, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """C5 (B, T, h, w, 2048) and its valid cells (B, h, w): the pixel mask resized by nearest
+    neighbour, as the official F.interpolate of the padding mask."""
     m = self.config.model
     if 'c5' in batch:
       c5 = batch['c5']
-    else:
-      frames = batch['frames']
-      c5 = self.resnet(frames.reshape((-1,) + frames.shape[2:]))
-      c5 = c5.reshape(frames.shape[:2] + c5.shape[1:])
+      grid_mask = batch.get('grid_mask', jnp.ones((c5.shape[0],) + c5.shape[2:4], bool))
+      return c5, grid_mask
+    frames = batch['frames']
+    b, t, height, width = frames.shape[:4]
+    pixel_mask = batch.get('pixel_mask', jnp.ones((b, height, width), bool))
+    if frames.dtype == jnp.uint8:
+      d = self.config.data
+      frames = (frames.astype(jnp.float32) / 255 - jnp.asarray(d.pixel_mean)) / jnp.asarray(
+          d.pixel_std)
+      frames = jnp.where(pixel_mask[:, None, :, :, None], frames, 0)
+    c5 = self.resnet(frames.reshape((-1,) + frames.shape[2:]))
+    c5 = c5.reshape((b, t) + c5.shape[1:])
+    h, w = c5.shape[2:4]
+    rows = (jnp.arange(h) * height) // h
+    cols = (jnp.arange(w) * width) // w
+    return c5, pixel_mask[:, rows][:, :, cols]
+
+  def encode(self, batch: Mapping[str, jax.Array], deterministic: bool):
+    """The multimodal memory of every frame: (B, T, N, C) tokens [ResNet ; text ; Swin], their
+    decoder positions (B, N, C), the token mask, the frames' mean token and the valid grid."""
+    m = self.config.model
+    c5, grid_mask = self.visual_grid(batch)
     self.sow('intermediates', 'c5', c5)
     b, t, h, w = c5.shape[:4]
     vis = self.input_proj(c5).reshape(b, t, h * w, -1)
-    pos = sine_positions_2d(jnp.ones((h, w), bool), m.hidden // 2).reshape(h * w, -1)
-    text = self.roberta(batch['text_ids'], batch['text_mask'], deterministic)
-    text = self.resizer(text, deterministic)                   # (B, L, C)
+    pos = sine_positions_2d(grid_mask, m.hidden // 2).reshape(b, h * w, -1).astype(vis.dtype)
+    # official: the first cell is never masked ("avoid empty masks")
+    vis_mask = grid_mask.reshape(b, h * w).at[:, 0].set(True)
+    vis_mask = jnp.broadcast_to(vis_mask[:, None], (b, t, h * w))
     text_mask = batch['text_mask']
+    text = self.roberta(batch['tokens'], text_mask, deterministic)
+    text = self.resizer(text, deterministic)                   # (B, L, C)
     n_text = text.shape[1]
+    no_pos = jnp.zeros((b, n_text, m.hidden), vis.dtype)
     tokens = [vis, jnp.broadcast_to(text[:, None], (b, t) + text.shape[1:])]
-    enc_pos = [pos, jnp.zeros((n_text, m.hidden), vis.dtype)]
-    dec_pos = [pos, jnp.zeros((n_text, m.hidden), vis.dtype)]
-    masks = [jnp.ones((b, t, h * w), bool), jnp.broadcast_to(text_mask[:, None], (b, t, n_text))]
+    enc_pos, dec_pos = [pos, no_pos], [pos, no_pos]
+    masks = [vis_mask, jnp.broadcast_to(text_mask[:, None], (b, t, n_text))]
     if m.use_swin:
       tokens.append(self.input_proj2(batch['swin']).reshape(b, t, h * w, -1))
       enc_pos.append(pos)
       dec_pos.append(jnp.zeros_like(pos))    # official: the decoders see no position on Swin
-      masks.append(masks[0])
+      masks.append(vis_mask)
     x = jnp.concatenate(tokens, axis=2)
     mask = jnp.concatenate(masks, axis=2)
-    enc_pos = jnp.concatenate(enc_pos, axis=0)
+    enc_pos = jnp.concatenate(enc_pos, axis=1)[:, None]
     for layer in self.spatial_layers:   # frames are independent: (B, T) is the batch
       x = layer(x, enc_pos, mask, deterministic)
     x = self.encoder_norm(x)
@@ -233,7 +259,7 @@ class CGSTVG(nn.Module):
     frames_cls = (x * valid).sum(2) / valid.sum(2)     # mean over the frame's tokens, text too
     self.sow('intermediates', 'encoded', x)
     self.sow('intermediates', 'frames_cls', frames_cls)
-    return x, jnp.concatenate(dec_pos, axis=0), mask, frames_cls, (h, w)
+    return x, jnp.concatenate(dec_pos, axis=1)[:, None], mask, frames_cls, grid_mask
 
   def __call__(self, batch: Mapping[str, Any], train: bool = False,
                gt_context: bool | None = None) -> dict[str, jax.Array]:
@@ -243,7 +269,7 @@ class CGSTVG(nn.Module):
     m = self.config.model
     deterministic = not train
     gt_context = train if gt_context is None else gt_context
-    memory, memory_pos, memory_mask, frames_cls, grid = self.encode(batch, deterministic)
+    memory, memory_pos, memory_mask, frames_cls, grid_mask = self.encode(batch, deterministic)
     frame_mask = batch['frame_mask']
     b, t = frame_mask.shape
     time_embed = jnp.broadcast_to(sequence_sine_table(m.max_video_len + 1, m.hidden)[:t],
@@ -263,9 +289,10 @@ class CGSTVG(nn.Module):
     anchors = self.pos_fc_0(frames_cls)
     anchors = self.pos_fc_4(nn.relu(self.pos_fc_2(self.pos_fc_1(anchors, deterministic))))
     anchors = jax.nn.sigmoid(anchors)
-    targets = (batch['boxes'], batch['box_mask']) if gt_context else None
+    targets = ((batch['boxes'], batch['in_span'] & batch['box_mask']) if gt_context else None)
     boxes, conf = self.spatial_decoder(anchors, time_embed, frame_mask, memory, memory_pos,
-                                       memory_mask, grid, actioness[-1], targets, deterministic)
+                                       memory_mask, grid_mask, actioness[-1], targets,
+                                       deterministic)
     return {'boxes': boxes, 'conf': conf, 'sted': sted, 'actioness': actioness}
 
 
@@ -273,12 +300,15 @@ def dummy_batch(config: ml_collections.ConfigDict, batch_size: int, frames: int 
                 size: int = 64, text_len: int = 4) -> dict[str, jax.Array]:
   """A zero batch of the model's input shapes (for init and shape inference)."""
   m, grid = config.model, size // 32
-  batch = {'frames': jnp.zeros((batch_size, frames, size, size, 3), jnp.float32),
+  batch = {'frames': jnp.zeros((batch_size, frames, size, size, 3), jnp.uint8),
+           'pixel_mask': jnp.ones((batch_size, size, size), bool),
            'frame_mask': jnp.ones((batch_size, frames), bool),
-           'text_ids': jnp.zeros((batch_size, text_len), jnp.int32),
+           'tokens': jnp.zeros((batch_size, text_len), jnp.int32),
            'text_mask': jnp.ones((batch_size, text_len), bool),
            'boxes': jnp.full((batch_size, frames, 4), 0.5, jnp.float32),
-           'box_mask': jnp.ones((batch_size, frames), bool)}
+           'box_mask': jnp.ones((batch_size, frames), bool),
+           'in_span': jnp.ones((batch_size, frames), bool),
+           'sample_mask': jnp.ones((batch_size,), bool)}
   if m.use_swin:
     batch['swin'] = jnp.zeros((batch_size, frames, grid, grid, m.swin_dims), jnp.float32)
   return batch

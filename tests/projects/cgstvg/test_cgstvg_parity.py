@@ -58,14 +58,14 @@ def variables(fixture):
 def inputs(with_targets=None):
   batch = {'frames': seeded.frames().transpose(0, 2, 3, 1)[None],
            'swin': seeded.swin_features().transpose(0, 2, 3, 1)[None],
-           'text_ids': np.array([seeded.TEXT_IDS], np.int32),
+           'tokens': np.array([seeded.TEXT_IDS], np.int32),
            'text_mask': np.ones((1, len(seeded.TEXT_IDS)), bool),
            'frame_mask': np.ones((1, seeded.FRAMES), bool)}
   if with_targets is not None:
     boxes = np.zeros((1, seeded.FRAMES, 4), np.float32)
     boxes[0, 1:4] = with_targets
     batch['boxes'] = boxes
-    batch['box_mask'] = np.array([[False, True, True, True]])
+    batch['box_mask'] = batch['in_span'] = np.array([[False, True, True, True]])
   return batch
 
 
@@ -146,7 +146,7 @@ def test_padding_is_invisible(variables, eval_run):
     batch['text_mask'][0, -2] = False
     batch['frames'][0, -1] = fill
     batch['swin'][0, -1] = -fill
-    batch['text_ids'][0, -2] = 5 + int(fill)
+    batch['tokens'][0, -2] = 5 + int(fill)
     outputs.append(run(variables, batch, gt_context=False)[0])
   for key in ('boxes', 'conf', 'sted', 'actioness'):
     np.testing.assert_allclose(outputs[0][key][:, :, :-1], outputs[1][key][:, :, :-1],
