@@ -1,31 +1,30 @@
 """CG-STVG inference post-processing (`models/post_processor.py`, `engine/evaluate.py`), host side.
 
-Per sample: the span is the best start < end pair of log_softmax(start) + log_softmax(end)
-over the valid frames, reported as [frame_ids[s], frame_ids[e] + 1) (the official half-open
-end); boxes are cxcywh -> xyxy pixels of the original frame, clamped at 0. The official test
-clip is run as its even and its odd frames: samples sharing a qid are merged (the union of their
-boxes, the span from the earliest start to the latest end) and the boxes are linearly
-interpolated to every frame between the first and the last sampled one.
+Per sample: the span is the best pair s < e of log_softmax(start)[s] + log_softmax(end)[e] over
+the valid frames; boxes are the final layer's, normalised cxcywh -> xyxy pixels of the original
+frame, clamped at 0. The official test clip is run as its even and its odd frames: samples that
+share a qid are merged (the union of their boxes, the earliest start and the latest end) and the
+boxes are linearly interpolated to every raw frame (`jaxvg.postprocess.tubes`).
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
 
+from jaxvg.postprocess.tubes import cxcywh_to_xyxy, tube_row
+
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
-  x = x.astype(np.float64)
-  shifted = x - x.max()
+  shifted = np.asarray(x, np.float64) - np.max(x)
   return shifted - np.log(np.exp(shifted).sum())
 
 
 def best_span(start_logits: np.ndarray, end_logits: np.ndarray) -> tuple[int, int]:
-  """(s, e) maximising log_softmax(start)[s] + log_softmax(end)[e] over the valid frames with
-  s < e STRICTLY: the official mask is tril(0), which also removes s == e (a one-frame clip
-  gives (0, 0)). The first maximum in row-major order."""
+  """(s, e) maximising log_softmax(start)[s] + log_softmax(end)[e] with s < e STRICTLY: the
+  official mask is tril(0), which removes s == e too (a one-frame clip gives (0, 0)). The first
+  maximum in row-major order."""
   if len(start_logits) < 2:
     return 0, 0
   score = _log_softmax(start_logits)[:, None] + _log_softmax(end_logits)[None, :]
@@ -34,50 +33,32 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray) -> tuple[int, in
   return int(s), int(e)
 
 
-def boxes_to_pixels(boxes: np.ndarray, height: float, width: float) -> np.ndarray:
-  """(…, 4) normalised cxcywh -> xyxy pixels, clamped at 0 (not at the image size)."""
-  cx, cy, w, h = np.moveaxis(boxes, -1, 0)
-  xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
-  return np.maximum(xyxy * np.array([width, height, width, height], boxes.dtype), 0)
-
-
-def interpolate_boxes(boxes_by_frame: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-  """Fills every frame between sampled ones linearly (evaluate.py linear_interp)."""
-  ids = sorted(boxes_by_frame)
-  out = {f: np.asarray(boxes_by_frame[f]) for f in ids}
-  for left, right in zip(ids[:-1], ids[1:]):
-    delta = (out[right] - out[left]) / (right - left)
-    for step in range(1, right - left):
-      out[left + step] = out[left] + step * delta
-  return {f: out[f] for f in sorted(out)}
-
-
-def sample_tube(sted: np.ndarray, boxes: np.ndarray, frame_ids: Sequence[int], height: float,
-                width: float) -> tuple[list[int], dict[int, np.ndarray]]:
-  """One sample's final-layer outputs (T, 2), (T, 4) over its len(frame_ids) valid frames ->
-  (span [start, end), {frame id: xyxy box})."""
-  n = len(frame_ids)
-  s, e = best_span(sted[:n, 0], sted[:n, 1])
-  pixels = boxes_to_pixels(boxes[:n], height, width)
-  return [int(frame_ids[s]), int(frame_ids[e]) + 1], dict(zip(map(int, frame_ids), pixels))
+def convention(config: ml_collections.ConfigDict) -> str:
+  return 'vidstg' if config.data.dataset.startswith('vidstg') else 'hcstvg'
 
 
 def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],
                 config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-  """Model outputs (numpy, layers first) + metadata (per sample: 'qid', 'frame_ids', 'height',
-  'width'; None for padding samples) -> one row {qid, span, frame_ids, boxes} per qid."""
-  del config
-  spans, boxes = defaultdict(list), defaultdict(dict)
-  for i, meta in enumerate(metadata['samples']):
-    if meta is None:
-      continue
-    span, tube = sample_tube(outputs['sted'][-1][i], outputs['boxes'][-1][i], meta['frame_ids'],
-                             meta['height'], meta['width'])
-    spans[meta['qid']].append(span)
-    boxes[meta['qid']].update(tube)
-  rows = []
-  for qid, parts in spans.items():
-    tube = interpolate_boxes(boxes[qid])
-    rows.append({'qid': qid, 'span': [min(p[0] for p in parts), max(p[1] for p in parts)],
-                 'frame_ids': list(tube), 'boxes': [b.tolist() for b in tube.values()]})
-  return rows
+  """Outputs (numpy, decoder layers first: 'boxes' (n, B, T, 4), 'sted' (n, B, T, 2)) and the
+  tube metadata ('qid', 'frame_ids' (B, T), 'frame_mask', 'width', 'height', 'sample_mask') ->
+  one row {qid, span, frame_ids, boxes} per qid, span written as `convention(config)` reads it.
+
+  The official span [frame_ids[s], frame_ids[e] + 1) is the inclusive [frame_ids[s],
+  frame_ids[e]] here; `tube_row` writes the dataset's convention."""
+  frame_mask = np.asarray(metadata['frame_mask'], bool)
+  sample_mask = np.asarray(metadata.get('sample_mask', np.ones(len(frame_mask), bool)), bool)
+  spans, frames, boxes = {}, {}, {}
+  for i in np.flatnonzero(sample_mask):
+    valid = frame_mask[i]
+    raw = np.asarray(metadata['frame_ids'][i])[valid]
+    s, e = best_span(*np.asarray(outputs['sted'][-1][i])[valid].T)
+    xyxy = np.maximum(cxcywh_to_xyxy(np.asarray(outputs['boxes'][-1][i])[valid],
+                                     float(metadata['width'][i]), float(metadata['height'][i])), 0)
+    qid = metadata['qid'][i]
+    qid = qid.item() if isinstance(qid, np.generic) else qid
+    start, end = spans.get(qid, (raw[s], raw[e]))
+    spans[qid] = (min(start, raw[s]), max(end, raw[e]))
+    frames[qid] = np.concatenate([frames.get(qid, raw[:0]), raw])
+    boxes[qid] = np.concatenate([boxes.get(qid, xyxy[:0]), xyxy])
+  return [tube_row(qid, spans[qid], frames[qid], boxes[qid], convention(config))
+          for qid in spans]
