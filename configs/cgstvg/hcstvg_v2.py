@@ -5,6 +5,6 @@ from jaxvg.projects.cgstvg.config import base_config
 def get_config(arg: str = ''):
   del arg
   c = base_config()
-  c.data.dataset = 'hcstvg_v2'
+  c.data.dataset = 'hcstvg2'
   c.model.spat_gt_theta = 0.7
   return c

@@ -11,9 +11,13 @@ from jaxvg.projects.cgstvg.config import base_config
 def get_config(arg: str = ''):
   del arg
   c = base_config()
-  c.data.dataset = 'synthetic'
+  c.data.dataset = 'synthetic_tubes'
   c.data.resolution = 64
   c.data.max_size = 96
+  c.data.height, c.data.width = 64, 96
+  c.data.max_frames = 32
+  c.data.frame_buckets = (16, 32)
+  c.data.max_text_len = 16
   c.model.resnet = 'resnet50'
   c.model.use_swin = False
   c.model.enc_layers = 2

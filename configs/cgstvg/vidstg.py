@@ -12,8 +12,8 @@ def get_config(arg: str = ''):
   c.model.spat_gt_theta = 0.5
   c.loss.giou = 3.0
   c.loss.sted = 1.0
-  c.optim.backbone_lr = 1e-5
+  c.optim.groups.backbone.lr_scale = 1e-5 / 3e-4
   c.optim.schedule = 'multistep_with_warmup_all'
-  c.optim.drop_epochs = (8, 10)
+  c.optim.decay_epochs = (8, 10)
   c.train.epochs = 10
   return c

@@ -1,8 +1,9 @@
 """ResNet with frozen batch norm (torchvision layout, as DETR/MDETR use it): the C5 map.
 
-Batch-norm statistics and affine terms live in the 'buffers' collection (never trained, as
-torchvision's FrozenBatchNorm2d buffers); which stages train is the optimiser's business (the
-parameter labels of the system using it), not the module's.
+Frozen batch norm keeps its statistics and affine terms as parameters (so the model applies with
+`{'params': ...}` alone) behind a stop-gradient: they never receive a gradient, and a system's
+parameter labels must keep the optimiser (weight decay) off them too. Which conv stages train is
+likewise the optimiser's business, not the module's.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class FrozenBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    buffer = lambda name, value: self.variable(  # noqa: E731
-        'buffers', name, lambda: jnp.full((self.features,), value, jnp.float32)).value
+    buffer = lambda name, value: jax.lax.stop_gradient(self.param(  # noqa: E731
+        name, nn.initializers.constant(value), (self.features,), jnp.float32))
     weight, bias = buffer('weight', 1.0), buffer('bias', 0.0)
     mean, var = buffer('running_mean', 0.0), buffer('running_var', 1.0)
     scale = weight * jax.lax.rsqrt(var + self.epsilon)

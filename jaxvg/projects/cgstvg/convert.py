@@ -3,8 +3,8 @@
 Flax modules carry the official names, so one rule maps every key: a top-level table for the
 modules the port regroups, `name_N` -> `name.N`, compound names split at their official dots
 (`attention_self_query` -> `attention.self.query`), Dense (in, out) <-> Linear (out, in), Conv
-HWIO <-> OIHW, LayerNorm/Embed `scale`/`embedding` <-> `weight`. Batch-norm buffers live in the
-'buffers' collection under the same names. A checkpoint is accepted only if every key the config
+HWIO <-> OIHW, LayerNorm/Embed `scale`/`embedding` <-> `weight`; frozen batch-norm buffers are
+(never-trained) parameters under their official names. A checkpoint is accepted only if every key the config
 needs is present with its exact shape; official keys the port never uses are reported as ignored.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ def variable_shapes(config: ml_collections.ConfigDict) -> dict[tuple[str, ...], 
   from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
   shapes = jax.eval_shape(lambda: CGSTVG(config).init(jax.random.key(0), dummy_batch(config, 1)))
   return {path: tuple(v.shape) for path, v in traverse_util.flatten_dict(shapes).items()
-          if path[0] in ('params', 'buffers')}
+          if path[0] == 'params'}
 
 
 def official_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]]:
@@ -104,11 +104,11 @@ def official_shapes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, .
 
 
 def to_official(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
-  """jaxvg variables ({'params', 'buffers'}) -> official state dict (float32 numpy), shared
-  heads under both of their official names."""
+  """jaxvg variables ({'params': ...}) -> official state dict (float32 numpy), shared heads
+  under both of their official names."""
   out = {}
   for path, value in traverse_util.flatten_dict(dict(variables)).items():
-    if path[0] in ('params', 'buffers'):
+    if path[0] == 'params':
       out[official_name(path[1:])] = np.ascontiguousarray(
           _to_official_layout(path, np.asarray(value, np.float32)))
   for alias, key in ALIASES.items():
@@ -122,7 +122,7 @@ def is_ignored(key: str) -> bool:
 
 def from_official(state: Mapping[str, np.ndarray], config: ml_collections.ConfigDict,
                   where: str = '<state dict>') -> tuple[Variables, list[str]]:
-  """Official state dict -> ({'params', 'buffers'} of float32 numpy arrays, ignored keys).
+  """Official state dict -> ({'params': float32 numpy arrays}, ignored keys).
 
   Raises ValueError naming every missing, mis-shaped and unknown key; shared-head aliases
   must equal the head they alias."""

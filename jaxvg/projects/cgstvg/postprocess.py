@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import ml_collections
 import numpy as np
 
+from jaxvg.data.stvg_readers import STVG_PROTOCOLS
 from jaxvg.postprocess.tubes import cxcywh_to_xyxy, tube_row
 
 
@@ -34,7 +35,8 @@ def best_span(start_logits: np.ndarray, end_logits: np.ndarray) -> tuple[int, in
 
 
 def convention(config: ml_collections.ConfigDict) -> str:
-  return 'vidstg' if config.data.dataset.startswith('vidstg') else 'hcstvg'
+  """The span convention of the dataset's evaluation protocol."""
+  return STVG_PROTOCOLS.get(config.data.dataset, 'hcstvg')
 
 
 def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],

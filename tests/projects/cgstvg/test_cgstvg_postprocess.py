@@ -31,7 +31,7 @@ def test_matches_official_postprocess():
   (row,) = postprocess(outputs, metadata(['v', None], [ids, ids], (96, 128)), config('vidstg'))
   assert row['span'] == f['post/span'].tolist()       # official [start, end + 1)
   np.testing.assert_allclose(np.array(row['boxes']), f['post/boxes_xyxy'], atol=1e-4)
-  (row,) = postprocess(outputs, metadata(['v', None], [ids, ids], (96, 128)), config('hcstvg_v1'))
+  (row,) = postprocess(outputs, metadata(['v', None], [ids, ids], (96, 128)), config('hcstvg'))
   assert row['span'] == [f['post/span'][0], f['post/span'][1] - 1]   # inclusive
 
 
@@ -59,6 +59,6 @@ def test_even_odd_halves_merge():
   sted[0, 0, 0, 0] = sted[0, 0, 2, 1] = 5.0      # half 0: frames 0, 2, 4 -> span 0..4
   sted[0, 1, 1, 0] = sted[0, 1, 2, 1] = 5.0      # half 1: frames 1, 3, 5 -> span 3..5
   meta = metadata([7, 7], [[0, 2, 4], [1, 3, 5]], (10, 10))
-  (row,) = postprocess({'boxes': boxes, 'sted': sted}, meta, config('hcstvg_v1'))
+  (row,) = postprocess({'boxes': boxes, 'sted': sted}, meta, config('hcstvg'))
   assert row['span'] == [0, 5]
   assert row['frame_ids'] == list(range(6))
