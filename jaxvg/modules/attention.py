@@ -41,8 +41,8 @@ class MultiHeadAttention(nn.Module):
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, heads: int,
                           key_mask: jax.Array | None = None, scale: float | None = None,
                           drop: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
-  """Multi-head attention core without projections: q (…, Lq, Dq), k (…, Lk, Dq), v (…, Lk, Dv)
-  -> (…, Lq, Dv). Heads split the channels (values may be narrower than keys); `key_mask`
+  """Multi-head attention core without projections: q (…, Lq, Dq), k (…, Lk, Dq),
+  v (…, Lk, Dv) -> (…, Lq, Dv). Heads split the channels (values may be narrower than keys); `key_mask`
   (…, Lk) bool masks keys additively; `scale` defaults to 1/sqrt(Dq / heads); `drop` (dropout)
   applies to the attention weights."""
   split = lambda x: x.reshape(x.shape[:-1] + (heads, x.shape[-1] // heads))  # noqa: E731

@@ -53,8 +53,8 @@ class Roberta(nn.Module):
   @nn.compact
   def __call__(self, ids: jax.Array, mask: jax.Array, deterministic: bool = True) -> jax.Array:
     a = self.arch
-    embed = lambda n, name: nn.Embed(n, a.hidden, embedding_init=nn.initializers.normal(0.02),  # noqa: E731
-                                     name=name)
+    init = nn.initializers.normal(0.02)
+    embed = lambda n, name: nn.Embed(n, a.hidden, embedding_init=init, name=name)  # noqa: E731
     # HF create_position_ids_from_input_ids: padding_idx + running count of real tokens.
     positions = jnp.where(mask, jnp.cumsum(mask, axis=1) + a.pad_token_id, a.pad_token_id)
     x = (embed(a.vocab_size, 'embeddings_word_embeddings')(ids)

@@ -4,8 +4,9 @@ Flax modules carry the official names, so one rule maps every key: a top-level t
 modules the port regroups, `name_N` -> `name.N`, compound names split at their official dots
 (`attention_self_query` -> `attention.self.query`), Dense (in, out) <-> Linear (out, in), Conv
 HWIO <-> OIHW, LayerNorm/Embed `scale`/`embedding` <-> `weight`; frozen batch-norm buffers are
-(never-trained) parameters under their official names. A checkpoint is accepted only if every key the config
-needs is present with its exact shape; official keys the port never uses are reported as ignored.
+(never-trained) parameters under their official names. A checkpoint is accepted only if every
+key the config needs is present with its exact shape; official keys the port never uses are
+reported as ignored.
 """
 from __future__ import annotations
 

@@ -101,8 +101,8 @@ def test_reads_official_pth_without_torch():
   """A .pth written by torch.save in the released layout ({'model', 'model_ema', 'iteration'}):
   the EMA weights are the ones read, 'module.' prefixes dropped."""
   state = read_checkpoint(FIXTURES / 'cgstvg_official_heads.pth')
-  assert set(state) == {'ground_decoder.pos_fc.2.weight', 'ground_decoder.pos_fc.2.bias', 'action_embed.layers.1.bias',
-                        'ground_decoder.time_embed2.layers.1.bias'}
+  assert set(state) == {'ground_decoder.pos_fc.2.weight', 'ground_decoder.pos_fc.2.bias',
+                        'action_embed.layers.1.bias', 'ground_decoder.time_embed2.layers.1.bias'}
   for key, value in state.items():
     np.testing.assert_array_equal(value, seeded.seeded_array('ema.' + key, value.shape))
   raw = read_checkpoint(FIXTURES / 'cgstvg_official_heads.pth', use_ema=False)
