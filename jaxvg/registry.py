@@ -120,6 +120,9 @@ class Task:
     training: `Training`, or None for a system that is never trained.
     runner: (config, workdir, mode) -> None for a system with its own loop (no train step);
       the engine hands it every mode.
+    video_predictor: (run, params, **options) -> the object behind `jaxvg.Predictor` for one
+      user video: `encode_video(path)`, `predict(queries, video)`, `plot(rows, video, path)`,
+      `describe(rows, video)`, and a static `check_queries(queries)`; or None.
   """
   name: str
   build_model: Callable[[Config], nn.Module]
@@ -131,6 +134,7 @@ class Task:
   sharding_rules: Callable[[Config], ShardingRules] = no_sharding_rules
   training: Training | None = None
   runner: Callable[[Config, str, str], Any] | None = None
+  video_predictor: Callable[..., Any] | None = None
 
 
 def get_task(name: str) -> Task:

@@ -21,9 +21,12 @@ def shared_dir() -> pathlib.Path:
 
 @pytest.fixture
 def shared() -> pathlib.Path:
-  """Path of shared/; skips the test, saying why, where it is absent."""
+  """Path of shared/. Where it is absent the test is skipped, saying why, unless JAXVG_SHARED
+  names it explicitly (as CI does): then its absence is a failure, not a silent skip."""
   path = shared_dir()
   if not (path / 'data').is_dir():
+    if 'JAXVG_SHARED' in os.environ:
+      pytest.fail(f'JAXVG_SHARED={os.environ["JAXVG_SHARED"]} has no data/ folder')
     pytest.skip(f'shared material not found at {path} (set JAXVG_SHARED)')
   return path
 

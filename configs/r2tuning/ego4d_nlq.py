@@ -6,11 +6,8 @@ def get_config():
   config = r2tuning.base()
   config.data.dataset = 'ego4d_nlq'
   config.train.batch_size = 32
-  config.train.epochs = 30
   config.optim.lr = 2.5e-4
-  config.optim.decay_epochs = (20,)
   config.model.dropout = 0.3
-  config.loss.sal_weight = 0.1
   config.post.nms_type = 'linear'
   config.post.unit = 0.0
   return config

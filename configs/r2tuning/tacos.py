@@ -10,7 +10,6 @@ def get_config():
   config.train.epochs = 100
   config.optim.lr = 2.5e-4
   config.optim.decay_epochs = (50,)
-  config.model.dropout = 0.5
   config.loss.sal_weight = 0.05
   config.post.nms_type = 'linear'
   config.post.unit = 0.0

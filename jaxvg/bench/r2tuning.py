@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from jaxvg.bench import SERVE_PREFIX, host
-from jaxvg.data import pipeline
+from jaxvg.data import temporal
 from jaxvg.projects.r2tuning import config as r2_config
 from jaxvg.train import step as step_lib
 from jaxvg.train import trainer
@@ -198,7 +198,7 @@ def run(repeats: int = 3, ceiling_gflops: float | None = None, quick: bool = Fal
 
   `quick` measures only the headline case (batch 8 × 75, fp32).
   """
-  t_bucket = pipeline.pick_bucket(CLIPS, r2_config.base().data.t_buckets)
+  t_bucket = temporal.pick_bucket(CLIPS, r2_config.base().data.t_buckets)
   timed_here = official_step_s is not None
   official_step_s = official_step_s if timed_here else OFFICIAL_STEP_S
   result: dict[str, Any] = {'official_step_s': official_step_s,

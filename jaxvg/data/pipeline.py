@@ -24,7 +24,6 @@ import numpy as np
 
 from jaxvg.data import readers, stvg_readers
 from jaxvg.data.records import GroundingRecord
-from jaxvg.data.temporal import pick_bucket  # noqa: F401  (re-exported for the predictor)
 from jaxvg.errors import UserError
 from jaxvg.registry import DataAdapter
 

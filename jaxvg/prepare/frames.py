@@ -134,7 +134,12 @@ def main(argv: list[str]) -> int:
   summary = prepare_frames(args.videos, args.out, args.fps, annotations=args.annotations,
                            fmt=args.format, workers=args.workers, sampling=args.sampling,
                            vid_suffix=args.vid_suffix)
-  print(f"frames: {summary['written']} written, {summary['skipped_done']} already done, "
+  return report(summary, 'frames')
+
+
+def report(summary: dict, what: str) -> int:
+  """Prints a preparation summary (corrupt videos are listed, not fatal); 1 if any failed."""
+  print(f"{what}: {summary['written']} written, {summary['skipped_done']} already done, "
         f"{len(summary['failed'])} failed, {summary['total_in_index']} in the index")
   for vid, error in sorted(summary['failed'].items()):
     print(f'  FAILED {vid}: {error}')

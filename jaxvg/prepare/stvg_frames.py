@@ -23,6 +23,7 @@ from jaxvg.data import frames as frames_lib
 from jaxvg.data import stvg_frames
 from jaxvg.data import stvg_readers
 from jaxvg.data.tubes import TubeRecord
+from jaxvg.prepare import frames as frames_prep
 
 
 def _video_paths(videos: str) -> dict[str, str]:
@@ -118,11 +119,7 @@ def main(argv: list[str]) -> int:
                                 num_samples=args.num_frames, short_side=args.short_side,
                                 max_ratio=args.max_ratio, fmt=args.format,
                                 interpolation=args.interpolation)
-  print(f"stvg frames: {summary['written']} written, {summary['skipped_done']} already done, "
-        f"{len(summary['failed'])} failed, {summary['total_in_index']} in the index")
-  for vid, error in sorted(summary['failed'].items()):
-    print(f'  FAILED {vid}: {error}')
-  return 1 if summary['failed'] else 0
+  return frames_prep.report(summary, 'stvg frames')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
 """Helpers of the predictor tests: the synthetic config, mp4 writing, a video with a known event."""
+import pathlib
+
 import numpy as np
 
 from jaxvg_testing import ROOT, load_config

@@ -12,6 +12,7 @@ from jaxvg.projects.r2tuning.convert import load_official
 from jaxvg.projects.r2tuning.losses import loss_fn
 from jaxvg.projects.r2tuning.model import R2Tuning
 from jaxvg.projects.r2tuning.postprocess import postprocess
+from jaxvg.projects.r2tuning.predictor import VideoPredictor
 
 
 def build_model(config: ml_collections.ConfigDict) -> R2Tuning:
@@ -50,4 +51,5 @@ TASK = registry.Task(
     load_weights=load_official,
     frozen_backbone=frozen_clip,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout', 'droppath')),
+    video_predictor=VideoPredictor,
 )
