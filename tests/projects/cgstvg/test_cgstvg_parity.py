@@ -113,6 +113,7 @@ def test_inference_matches_official(fixture, eval_run):
   c5 = fixture['eval/c5'].transpose(0, 2, 3, 1)
   diffs = compare(fixture, 'eval', out, inter)
   diffs['c5'] = rel_diff(inter['c5'][0], c5)
+  print('c5', f"{diffs['c5']:.1e}")
   assert max(diffs.values()) < TOL, diffs
 
 
