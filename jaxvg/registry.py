@@ -32,7 +32,6 @@ ShardingRules = Sequence[tuple[str, PartitionSpec]]
 # by its module path instead (`config.task = 'my_project.task'`).
 TASK_MODULES: dict[str, str] = {
     'r2tuning': 'jaxvg.projects.r2tuning.task',
-    'r2tuning': 'jaxvg.projects.r2tuning.task',
     'cgstvg': 'jaxvg.projects.cgstvg.task',
     'zeroshot': 'jaxvg.projects.zeroshot.task',
 }
