@@ -17,6 +17,12 @@ import ml_collections
 import optax
 
 DEFAULT_GROUP = 'default'
+FROZEN_GROUP = 'frozen'       # parameters a task labels so are never updated
+
+
+def is_frozen(optim: ml_collections.ConfigDict, group: str) -> bool:
+  return group == FROZEN_GROUP or bool(dict(optim.get('groups', {}) or {}).get(group, {}).get(
+      'frozen', False))
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int
@@ -76,7 +82,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     raise ValueError(f'config.optim.groups names {unknown}, which are not parameter groups of '
                      f'this task; groups: {names}')
   settings = {name: dict(groups.get(name, {})) for name in names}
-  frozen = {name: bool(s.get('frozen', False)) for name, s in settings.items()}
+  frozen = {name: is_frozen(optim, name) for name in names}
   return optax.chain(
       optax.multi_transform({name: optax.set_to_zero() if frozen[name] else optax.identity()
                              for name in names}, labels),

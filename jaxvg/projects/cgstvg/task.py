@@ -9,7 +9,7 @@ from jaxvg.data.tube_examples import TubeData
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
-from jaxvg.projects.cgstvg.optim import param_labels
+from jaxvg.projects.cgstvg.optim import make_optimizer, param_labels
 from jaxvg.projects.cgstvg.postprocess import postprocess
 
 
@@ -34,5 +34,5 @@ TASK = registry.Task(
     postprocess=postprocess,
     load_weights=load_params,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
-                               param_labels=param_labels),
+                               param_labels=param_labels, make_optimizer=make_optimizer),
 )
