@@ -19,7 +19,6 @@ import ml_collections
 import optax
 from flax import traverse_util
 
-from jaxvg.train.state import count_params
 from jaxvg.projects.cgstvg.convert import official_name
 
 GROUPS = ('base', 'backbone', 'text', 'temporal')
@@ -53,8 +52,9 @@ def param_labels(config: ml_collections.ConfigDict, params: Mapping[str, Any]) -
 
 def trainable_count(config: ml_collections.ConfigDict, params: Mapping[str, Any]) -> int:
   """Number of trained parameters (works on `jax.eval_shape` outputs)."""
-  trainable = jax.tree.map(lambda label: label != 'frozen', param_labels(config, params))
-  return count_params(params, trainable)
+  labels = jax.tree.leaves(param_labels(config, params))
+  return sum(int(x.size) for x, label in zip(jax.tree.leaves(params), labels)
+             if label != 'frozen')
 
 
 def lr_schedules(config: ml_collections.ConfigDict, steps_per_epoch: int
