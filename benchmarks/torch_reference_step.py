@@ -4,15 +4,14 @@
 The shared figure (6.47 s per step, `../shared/README.md`) was measured on another machine of
 this kind; machines of a kind differ (the 4096³ matmul ceiling has been seen from 108 to 389
 GFLOP/s here), so a speed-up is only meaningful against the official step timed on the same
-machine. This script builds the parity fixture's PyTorch model
-(`tests/fixtures/r2tuning_torch_reference.py`, written from the official code: video_map, v_map
-and q_map over every token as officially) at QVHighlights widths and times forward + the
-official losses + backward + grad-norm clipping + AdamW at batch 8 × 75 clips × 4 layers × 50
-tokens × 768, 20 query tokens × 512, dropout 0.5, fp32, float32 inputs. The losses follow
-`models/loss.py` of the official code (per-sample FCOS assignment, focal, L1, sampled NCE row +
-col, video- and layer-level InfoNCE). Needs torch (not a jaxvg dependency):
+machine. This script builds the official model (yeliudev/R2-Tuning with nncore 0.4.4, imported
+as `tests/fixtures/r2tuning_official_fixtures.py` imports it) at QVHighlights widths and times
+its forward with the official losses (`mode='train'`) + backward + grad-norm clipping + AdamW at
+batch 8 × 75 clips × 4 layers × 50 tokens × 768, 20 query tokens × 512, dropout 0.5, fp32.
+Needs torch and the official code (neither is a jaxvg dependency; the fixture script's
+docstring sets up both):
 
-  pip install torch==2.13.0 && python benchmarks/torch_reference_step.py [--threads 2]
+  /work/venvs/r2ref/bin/python benchmarks/torch_reference_step.py --r2tuning /tmp/r2tuning
 
 With `--alternate`, each official step is followed by one jaxvg step (the same batch shape, in
 a child process running `python -m jaxvg.bench --serve_train_steps`), `--repeats` rounds, and the
@@ -32,118 +31,56 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # jaxvg.bench's protocol constant, whether or not jaxvg is installed
 from jaxvg.bench import SERVE_PREFIX, host  # noqa: E402  (imports no JAX)
 
-FIXTURE = REPO / 'tests/fixtures/r2tuning_torch_reference.py'
+FIXTURES = REPO / 'tests/fixtures/r2tuning_official_fixtures.py'
 BATCH, CLIPS, QUERY_TOKENS = 8, 75, 20
 
 
-def load_reference():
-  """The fixture module with the official QVHighlights widths (it reads them as globals)."""
-  spec = importlib.util.spec_from_file_location('r2tuning_torch_reference', FIXTURE)
-  ref = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(ref)
-  ref.DIMS, ref.VIDEO_DIMS, ref.QUERY_DIMS, ref.TOKENS, ref.HEADS, ref.K = 256, 768, 512, 50, 8, 4
-  ref.T, ref.L = CLIPS, QUERY_TOKENS
-  return ref
+def official_model(r2tuning: pathlib.Path) -> torch.nn.Module:
+  """The official QVHighlights model (its config as released: dropout 0.5, droppath 0.1), with
+  the official packages imported as the parity fixtures import them."""
+  spec = importlib.util.spec_from_file_location('r2tuning_official_fixtures', FIXTURES)
+  fixtures = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(fixtures)
+  nncore = fixtures.import_official(r2tuning)
+  from nncore.nn import build_model
+  config = r2tuning / 'configs/qvhighlights/r2_tuning_qvhighlights.py'
+  return build_model(nncore.Config.from_file(str(config)).to_dict()['model'])
 
 
-def points(num_clips: int, strides=(1, 2, 4, 8)) -> torch.Tensor:
-  """(N, 4) [position, range lo, range hi, stride], as the official PointGenerator."""
-  bounds = [0.0] + [float(s) for s in strides[1:]] + [float('inf')]
-  rows = []
-  for s, lo, hi in zip(strides, bounds[:-1], bounds[1:]):
-    pos = torch.arange(num_clips // s, dtype=torch.float32) * s
-    rows.append(torch.stack([pos, torch.full_like(pos, lo), torch.full_like(pos, hi),
-                             torch.full_like(pos, s)], 1))
-  return torch.cat(rows)
-
-
-def targets(point: torch.Tensor, windows: torch.Tensor, radius: float = 1.5):
-  """Official per-sample assignment: centre sampling, range test, shortest window."""
-  cls, reg = [], []
-  for gt in windows:                               # the official loop over the batch
-    n = point.size(0)
-    lens = (gt[:, 1] - gt[:, 0])[None].repeat(n, 1)
-    seg = gt[None].expand(n, gt.size(0), 2)
-    r = torch.stack((point[:, 0, None] - seg[..., 0], seg[..., 1] - point[:, 0, None]), -1)
-    centre = seg.mean(-1)
-    lo = torch.maximum(centre - point[:, 3, None] * radius, seg[..., 0])
-    hi = torch.minimum(centre + point[:, 3, None] * radius, seg[..., 1])
-    inside = torch.minimum(point[:, 0, None] - lo, hi - point[:, 0, None]) >= 0
-    dist = r.max(-1)[0]
-    in_range = (dist >= point[:, 1, None]) & (dist <= point[:, 2, None])
-    lens = lens.masked_fill(~(inside & in_range), float('inf'))
-    min_len, idx = lens.min(1)
-    cls.append(((lens <= min_len[:, None] + 1e-3) & (lens < float('inf'))).any(1).float())
-    reg.append(r[torch.arange(n), idx] / point[:, 3, None])
-  return torch.stack(cls), torch.stack(reg)
-
-
-def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
-  """Symmetric InfoNCE over the second-to-last axis, L2-normalised inputs."""
-  logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).transpose(-1, -2) / tau
-  labels = torch.arange(logits.size(-1)).expand(logits.shape[:-1])
-  return (F.cross_entropy(logits.flatten(0, -2), labels.flatten()) +
-          F.cross_entropy(logits.transpose(-1, -2).flatten(0, -2), labels.flatten())) / 2
-
-
-def loss_fn(model, video, query, video_msk, query_msk, point, batch):
-  out = model(video, query, video_msk, query_msk)
-  cls_tgt, reg_tgt = targets(point, batch['windows'])
-  logits = out['cls_logits']
-  prob = logits.sigmoid()
-  p_t = prob * cls_tgt + (1 - prob) * (1 - cls_tgt)
-  focal = F.binary_cross_entropy_with_logits(logits, cls_tgt, reduction='none') * (1 - p_t)**2
-  loss = focal.mean()                                  # every point valid (T = 75 exactly)
-  pos = cls_tgt[..., None].expand_as(reg_tgt).bool()
-  loss = loss + 0.2 * (out['reg'] - reg_tgt).abs()[pos].sum() / pos.sum().clamp(min=1)
-  # Saliency: sampled NCE, rows and columns, against the positive clip.
-  h, q, idx = out['h'], out['query_emb'], torch.arange(BATCH)
-  sal, pos_clip = batch['saliency'], batch['pos_clip']
-  sim = F.cosine_similarity(h, q[:, None], dim=-1) / 0.07
-  sim = sim + torch.where((sal <= sal[idx, pos_clip, None]) & (video_msk > 0), 0.0, -1e30)
-  loss = loss - 0.1 * (F.log_softmax(sim, 1)[idx, pos_clip].mean() +
-                       F.log_softmax(sim.t(), 1)[pos_clip, idx].mean())
-  # Granularity calibration: the CLS after video_map at the positive clip vs the pooled query.
-  coll_v = out['coll_v'][:, idx, pos_clip]                                    # (K, B, C)
-  coll_q = torch.stack([model.pooling(qk, query_msk) for qk in out['coll_q']])  # (K, B, C)
-  loss = loss + 0.1 * info_nce(coll_v, coll_q)
-  loss = loss + 0.1 * info_nce(coll_v.transpose(0, 1), coll_q.transpose(0, 1))
-  return loss
-
-
-def official_step(threads: int) -> tuple[Callable[[], float], int]:
+def official_step(threads: int, r2tuning: pathlib.Path) -> tuple[Callable[[], float], int]:
   """(one official train step per call, returning the loss; the trainable parameter count),
   the model and batch built once."""
   torch.set_num_threads(threads)
   torch.manual_seed(0)
-  ref = load_reference()
-  model = ref.R2Tuning().train()
+  model = official_model(r2tuning)
+  model.train()   # the official R2Tuning.train returns None
   optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
 
   rng = np.random.default_rng(0)
-  video = torch.from_numpy(rng.standard_normal((BATCH, CLIPS, 4, 50, 768), np.float32))
-  query = torch.from_numpy(rng.standard_normal((BATCH, QUERY_TOKENS, 4, 512), np.float32))
-  video_msk, query_msk = torch.ones(BATCH, CLIPS), torch.ones(BATCH, QUERY_TOKENS)
-  batch = dict(windows=torch.tensor([[[5.0, 15.0]]]).repeat(BATCH, 1, 1),  # clips (10-30 s at 0.5 fps)
-               saliency=torch.from_numpy(rng.random((BATCH, CLIPS), np.float32)),
-               pos_clip=torch.full((BATCH,), 15))
-  point = points(CLIPS)
+  saliency = torch.from_numpy(rng.random((BATCH, CLIPS), np.float32))
+  # The most salient clip as the positive: every clip index keeps a SampledNCE candidate (the
+  # official column term turns all gradients into NaN otherwise).
+  batch = dict(
+      video=torch.from_numpy(rng.standard_normal((BATCH, CLIPS, 4 * 50 * 768), np.float32)),
+      query=torch.from_numpy(rng.standard_normal((BATCH, QUERY_TOKENS, 4 * 512), np.float32)),
+      boundary=torch.tensor([[[10.0, 30.0]]]).repeat(BATCH, 1, 1), saliency=saliency,
+      pos_clip=saliency.argmax(1, keepdim=True), fps=[0.5] * BATCH)
 
   def step():
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model, video, query, video_msk, query_msk, point, batch)
+    output = model(dict(batch), mode='train')   # the forward adds its own keys to the dict
+    loss = sum(v for k, v in output.items() if k.startswith('loss'))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
     optimizer.step()
     return float(loss.detach())
 
-  return step, sum(p.numel() for p in model.parameters())
+  return step, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class JaxvgSteps:
@@ -198,6 +135,9 @@ def alternate(step: Callable[[], float], rounds: int) -> dict:
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--r2tuning', type=pathlib.Path, required=True,
+                      help='a work tree of yeliudev/R2-Tuning, with nncore 0.4.4 importable '
+                      '(tests/fixtures/r2tuning_official_fixtures.py says how)')
   parser.add_argument('--threads', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--alternate', action='store_true',
@@ -205,7 +145,7 @@ def main(argv=None) -> dict:
                       'and report the speed-up per round')
   parser.add_argument('--json', default='')
   args = parser.parse_args(argv)
-  step, parameters = official_step(args.threads)
+  step, parameters = official_step(args.threads, args.r2tuning)
   step()  # warm-up
   result = {'torch': torch.__version__, 'threads': args.threads,
             'trainable_parameters': parameters}

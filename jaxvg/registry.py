@@ -33,6 +33,8 @@ ShardingRules = Sequence[tuple[str, PartitionSpec]]
 TASK_MODULES: dict[str, str] = {
     'r2tuning': 'jaxvg.projects.r2tuning.task',
     'sdst': 'jaxvg.projects.sdst.task',
+    'cgstvg': 'jaxvg.projects.cgstvg.task',
+    'zeroshot': 'jaxvg.projects.zeroshot.task',
 }
 
 
@@ -81,11 +83,15 @@ class Training:
     rng_streams: the linen RNG collections the model draws from in training; each gets its own
       key folded from (seed, step).
     param_labels: (config, params) -> a pytree of group names, one per parameter, for per-group
-      optimisers (`config.optim.groups[name]`: lr multiplier, frozen); None = one group 'default'.
+      optimisers (`config.optim.groups[name]`: lr multiplier, frozen; the group 'frozen' is
+      always frozen); None = one group 'default'.
+    make_optimizer: (config, steps_per_epoch, params) -> the optimiser, for a system whose
+      official recipe gives groups schedules of their own shape; None = `jaxvg.train.optim`.
   """
   loss_fn: Callable[[Outputs, Batch, Config], tuple[Any, dict[str, Any]]]
   rng_streams: tuple[str, ...] = ('dropout',)
   param_labels: Callable[[Config, Any], Any] | None = None
+  make_optimizer: Callable[[Config, int, Any], Any] | None = None
 
 
 def no_frozen_backbone(config: Config) -> FrozenBackbone | None:

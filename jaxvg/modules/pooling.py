@@ -1,8 +1,9 @@
-"""Attention pooling of query tokens (official AdaPooling)."""
+"""Pooling: attention pooling of query tokens (official AdaPooling) and 2-D grid pooling."""
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.attention import MASK_VALUE
@@ -20,3 +21,34 @@ class AdaPooling(nn.Module):
     logits = logits + jnp.where(mask, 0.0, MASK_VALUE).astype(logits.dtype)
     a = jax.nn.softmax(logits, axis=-1)
     return jnp.einsum('...l,...lc->...c', a, x)
+
+
+def bilinear_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+  """(size_out, size_in) weights of torch `interpolate(mode='bilinear', align_corners=False)`.
+
+  Source coordinate (dst + 0.5)·in/out − 0.5, clamped at 0, two taps; no antialiasing (torch's
+  default), unlike `jax.image.resize`, which antialiases when downsampling.
+  """
+  src = np.maximum((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0.0)
+  lo = np.floor(src).astype(int)
+  hi = np.minimum(lo + 1, size_in - 1)
+  frac = src - lo
+  weights = np.zeros((size_out, size_in))
+  np.add.at(weights, (np.arange(size_out), lo), 1.0 - frac)
+  np.add.at(weights, (np.arange(size_out), hi), frac)
+  return weights
+
+
+def resize_grid_bilinear(x: jax.Array, size_out: tuple[int, int]) -> jax.Array:
+  """(..., H, W, C) -> (..., h, w, C), torch bilinear (align_corners=False, no antialias)."""
+  wh = jnp.asarray(bilinear_resize_matrix(x.shape[-3], size_out[0]), x.dtype)
+  ww = jnp.asarray(bilinear_resize_matrix(x.shape[-2], size_out[1]), x.dtype)
+  return jnp.einsum('hH,...HWc,wW->...hwc', wh, x, ww)
+
+
+def average_pool_grid(x: jax.Array, stride: int) -> jax.Array:
+  """(..., H, W, C) -> (..., H // s, W // s, C): torch `avg_pool2d(x, s)` (floor, no padding)."""
+  h, w = x.shape[-3] // stride, x.shape[-2] // stride
+  x = x[..., :h * stride, :w * stride, :]
+  x = x.reshape(x.shape[:-3] + (h, stride, w, stride, x.shape[-1]))
+  return x.mean(axis=(-4, -2))

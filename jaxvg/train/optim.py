@@ -1,10 +1,11 @@
 """Optimiser and learning-rate schedule, as the official nncore engine applies them.
 
 AdamW (PyTorch defaults) after global-norm clipping. The schedule is a per-iteration linear
-warm-up from `warmup_ratio`x, times a step decay applied at epoch boundaries (nncore
-`lr_updater.py`). A task may label its parameters with group names (`Training.param_labels`);
-`config.optim.groups[name]` then sets that group's learning-rate multiplier (`lr_scale`) or
-freezes it (`frozen=True`: its gradient is zeroed before clipping, its parameters never move).
+warm-up from `warmup_ratio`x and a step decay applied at epoch boundaries (nncore
+`lr_updater.py`), combined as `optim.warmup_mode` says. A task may label its parameters with
+group names (`Training.param_labels`); `config.optim.groups[name]` then sets that group's
+learning-rate multiplier (`lr_scale`) or freezes it (`frozen=True`: its gradient is zeroed
+before clipping, its parameters never move).
 """
 from __future__ import annotations
 
@@ -16,23 +17,43 @@ import ml_collections
 import optax
 
 DEFAULT_GROUP = 'default'
+FROZEN_GROUP = 'frozen'       # parameters a task labels so are never updated
+
+
+def is_frozen(optim: ml_collections.ConfigDict, group: str) -> bool:
+  return group == FROZEN_GROUP or bool(dict(optim.get('groups', {}) or {}).get(group, {}).get(
+      'frozen', False))
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int
                            ) -> optax.Schedule:
-  """lr(step) = lr · warmup(step) · decay_factor^(#decay epochs reached)."""
+  """lr(step) from the step decay and the linear warm-up, combined as `optim.warmup_mode` says.
+
+  'multiply' (the default): base·warmup(step)·decay(epoch) throughout. 'nncore' (R²-Tuning's
+  official engine, nncore 0.4.4 `LrUpdaterHook`): the decay is set at each epoch start, but
+  every warm-up iteration overwrites it with base·warmup(step), and the iteration that ends
+  the warm-up resets the lr to the undecayed base, which holds until the next epoch start
+  applies the decay again. The two differ only where a decay epoch starts at or before the
+  end of the warm-up.
+  """
   base = float(optim.lr)
   warmup = int(optim.warmup_steps)
   ratio = float(optim.warmup_ratio)
   decay_epochs = jnp.asarray(tuple(optim.decay_epochs) or (1 << 30,), jnp.int32)
   factor = float(optim.decay_factor)
+  mode = optim.get('warmup_mode', 'multiply')
+  if mode not in ('nncore', 'multiply'):
+    raise ValueError(f"config.optim.warmup_mode must be 'nncore' or 'multiply', got {mode!r}")
 
   def schedule(step):
-    step = jnp.asarray(step, jnp.float32)
-    warm = jnp.where(step < warmup, ratio + (1.0 - ratio) * step / max(warmup, 1), 1.0)
-    epoch = jnp.floor(step / steps_per_epoch).astype(jnp.int32)
-    decays = jnp.sum(epoch >= decay_epochs)
-    return base * warm * factor ** decays
+    step = jnp.asarray(step, jnp.int32)
+    warm = ratio + (1.0 - ratio) * step.astype(jnp.float32) / max(warmup, 1)
+    epoch = step // steps_per_epoch
+    decayed = base * factor ** jnp.sum(epoch >= decay_epochs)
+    if mode == 'multiply':
+      return jnp.where(step < warmup, warm, 1.0) * decayed
+    after_warmup = jnp.where(epoch * steps_per_epoch <= warmup, base, decayed)
+    return jnp.where(step < warmup, base * warm, after_warmup)
   return schedule
 
 
@@ -61,7 +82,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     raise ValueError(f'config.optim.groups names {unknown}, which are not parameter groups of '
                      f'this task; groups: {names}')
   settings = {name: dict(groups.get(name, {})) for name in names}
-  frozen = {name: bool(s.get('frozen', False)) for name, s in settings.items()}
+  frozen = {name: is_frozen(optim, name) for name in names}
   return optax.chain(
       optax.multi_transform({name: optax.set_to_zero() if frozen[name] else optax.identity()
                              for name in names}, labels),

@@ -49,8 +49,12 @@ class TrainState:
                                                 self.ema_params, self.params))
 
 
-def count_params(params: Any) -> int:
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+def count_params(params: Any, trainable: Any | None = None) -> int:
+  """Parameters in `params`; with `trainable` (a like pytree of bools) only those marked."""
+  if trainable is None:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
+  return int(sum(np.prod(x.shape) for x, keep in zip(jax.tree.leaves(params),
+                                                      jax.tree.leaves(trainable)) if keep))
 
 
 def params_sha256(params: Any) -> str:
@@ -65,11 +69,15 @@ def params_sha256(params: Any) -> str:
   return digest.hexdigest()
 
 
-def summary(params: Any) -> str:
-  """One line per parameter (path, shape, count); the last line is the trainable total."""
+def summary(params: Any, trainable: Any | None = None) -> str:
+  """One line per parameter (path, shape, count, 'frozen' for those `trainable` (a like pytree
+  of bools) marks false); the last line is the trainable total."""
+  flags = [True] * len(jax.tree.leaves(params)) if trainable is None else \
+      jax.tree.leaves(trainable)
   lines = []
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+  for (path, leaf), keep in zip(jax.tree_util.tree_flatten_with_path(params)[0], flags):
     name = '/'.join(str(getattr(k, 'key', k)) for k in path)
-    lines.append(f'{name:<70} {str(tuple(leaf.shape)):<18} {int(np.prod(leaf.shape)):>10,}')
-  lines.append(f'trainable parameters: {count_params(params)}')
+    lines.append(f'{name:<70} {str(tuple(leaf.shape)):<18} {int(np.prod(leaf.shape)):>10,}'
+                 + ('' if keep else '  frozen'))
+  lines.append(f'trainable parameters: {count_params(params, trainable)}')
   return '\n'.join(lines)

@@ -98,9 +98,12 @@ def init_train_state(run: Run, steps_per_epoch: int) -> tuple[TrainState, Any]:
   training = _training(task)
   params_key, state_key = _root_keys(config)
   abstract_params = jax.eval_shape(lambda: _init_params(task, run.model, config, params_key))
-  labels = (training.param_labels(config, abstract_params)
-            if training.param_labels is not None else None)
-  tx = optim.make_optimizer(config.optim, steps_per_epoch, labels)
+  if training.make_optimizer is not None:
+    tx = training.make_optimizer(config, steps_per_epoch, abstract_params)
+  else:
+    labels = (training.param_labels(config, abstract_params)
+              if training.param_labels is not None else None)
+    tx = optim.make_optimizer(config.optim, steps_per_epoch, labels)
   ema_decay = float(config.train.get('ema_decay', 0.0))
 
   def init_state():
@@ -153,7 +156,11 @@ def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
       lines.append(f'latest checkpoint: step {ckpts.latest_step()}  '
                    f'params sha256: {params_sha256(restore_params(run, workdir, "latest"))}')
     ckpts.close()
-  lines.append(summary(params))
+  trainable = None
+  if task.training is not None and task.training.param_labels is not None:
+    trainable = jax.tree.map(lambda label: not optim.is_frozen(config.optim, label),
+                             task.training.param_labels(config, params))
+  lines.append(summary(params, trainable))
   return '\n'.join(lines)
 
 

@@ -6,8 +6,6 @@ CLIP, the batched jitted grounding call, post-processing, JSON and the PNG plot.
 """
 import json
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -138,18 +136,6 @@ def test_bad_inputs_exit_2_with_one_line(bad_videos, event_video, video, query, 
   assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], lines
   assert 'Traceback' not in captured.out + captured.err
   assert sorted(p.name for p in bad_videos.iterdir()) == before
-
-
-def test_command_line_missing_video_exits_2(tmp_path):
-  """Through `python -m jaxvg.main`: exit status 2, one error line, no traceback."""
-  result = subprocess.run(
-      [sys.executable, '-m', 'jaxvg.main', '--config', str(
-          helpers.REPO / 'configs' / 'r2tuning' / 'synthetic.py') + ':tiny',
-       '--mode', 'predict', '--video', str(tmp_path / 'nope.mp4'), '--query', 'a red circle'],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 2
-  assert 'nope.mp4: no such video file' in result.stdout
-  assert 'Traceback' not in result.stdout + result.stderr
 
 
 def test_longer_than_lighthouse_limit(predictor, tmp_path):

@@ -264,8 +264,9 @@ def merge_saliency(level_scores: Sequence[jax.Array], strides: Sequence[int],
 class R2Tuning(nn.Module):
   """The full model: `apply({'params': p}, batch, train, rngs=...)` -> outputs dict.
 
-  Outputs: h (B,T,C); query_emb (B,C); coll_v (K,B,T,C) and coll_q (K,B,L,C) in the order
-  [deepest..shallowest]; coll_q_emb (K,B,C) AdaPooled; cls_logits (B,N); reg (B,N,2) (with the
+  Outputs: h (B,T,C), the R² block's output as the official code leaves it after the pyramid
+  (ReLU'd with stride 1, see `ConvPyramid`); query_emb (B,C); coll_v (K,B,T,C) and coll_q
+  (K,B,L,C) in the order [deepest..shallowest]; coll_q_emb (K,B,C) AdaPooled; cls_logits (B,N); reg (B,N,2) (with the
   coord head); point_mask (B,N); saliency (B,T); video_mask (B,T).
   """
   config: ml_collections.ConfigDict
@@ -285,7 +286,9 @@ class R2Tuning(nn.Module):
       h = jnp.where(video_mask[..., None], h, 0.0)
 
     strides = tuple(cfg.strides)
-    levels = ConvPyramid(cfg.dims, strides, name='pyramid')(h)
+    # From here on h is ReLU(h) (official in-place ReLU of the stride-1 level): the saliency
+    # cosine and the saliency loss read it.
+    levels, h = ConvPyramid(cfg.dims, strides, name='pyramid')(h)
     masks = level_masks(video_mask, strides, official)
     head_masks = [None] * len(masks) if official else masks
     class_head = ConvHead(cfg.dims, 1, name='class_head')

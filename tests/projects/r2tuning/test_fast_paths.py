@@ -1,7 +1,8 @@
 """The optimised R²-Tuning paths equal the straightforward ones: the re-associated logits
 (`Linear.dual`, values and gradients), LayerNorm/Linear over parts instead of a concatenation,
 the bit-packed dropout mask (distribution, scaling, fallback), and the unrolled scan (outputs and
-gradients). The whole model's parity with the official computation is in test_torch_parity."""
+gradients), and `model.impl='plain'` (the official composition as written) equals 'fused'. The
+whole model's parity with the official code is in test_official_parity."""
 import jax
 import jax.numpy as jnp
 import numpy as np

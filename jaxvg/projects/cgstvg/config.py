@@ -1,0 +1,120 @@
+"""CG-STVG base config: the official defaults (`config/defaults.py` merged with
+`experiments/hcstvg.yaml` at HengLan/CGSTVG f062d84). Dataset files in `configs/cgstvg/` state
+what differs."""
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = 'cgstvg'
+  c.seed = 0
+
+  m = c.model = ml_collections.ConfigDict()
+  m.hidden = 256                  # MODEL.CG.HIDDEN (several official modules hard-code 256)
+  m.heads = 8
+  m.enc_layers = 6
+  m.dec_layers = 6
+  m.ffn_dims = 2048
+  m.dropout = 0.1
+  m.query_dim = 4
+  m.max_video_len = 200           # INPUT.MAX_VIDEO_LEN: the time sinusoid has 201 rows
+  m.resnet = 'resnet101'
+  m.train_resnet_stages = (2, 3, 4)   # BackboneBase: layer2-4 train when VIS_BACKBONE_LR > 0
+  m.use_swin = True               # False: the lighter variant without the Video-Swin branch
+  m.swin_dims = 768
+  m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
+  # Official MLPs drop out their output logits too; False drops hidden activations only.
+  m.head_dropout_logits = True
+  # Context thresholds (HC-STVG v1): inference keeps frames with conf_2d + conf_3d > spat_theta
+  # and a raw last-layer actioness logit > temp_theta; training keeps GIoU(box, GT) > spat_gt.
+  m.temp_theta = 0.5
+  m.spat_theta = 0.8
+  m.spat_gt_theta = 0.8
+  t = m.text = ml_collections.ConfigDict()   # roberta-base
+  t.vocab_size = 50265
+  t.hidden = 768
+  t.layers = 12
+  t.heads = 12
+  t.intermediate = 3072
+  t.max_positions = 514
+  t.type_vocab_size = 1
+  t.pad_token_id = 1
+  t.max_query_len = 26            # INPUT.MAX_QUERY_LEN
+
+  # Data: the tube pipeline (jaxvg.data.tube_examples.TubeData) over `prepare stvg_frames`.
+  d = c.data = ml_collections.ConfigDict()
+  d.dataset = 'hcstvg'            # jaxvg.data.stvg_readers.STVG_PROTOCOLS
+  d.anno_dir = ''
+  d.frames_dir = ''
+  d.train_split = 'train'
+  d.val_split = 'test'
+  d.resolution = 420              # short side; the long side at most 1.4x (588)
+  d.max_size = 588
+  d.height, d.width = 420, 588    # the static canvas every batch is padded to (pixel_mask)
+  d.train_scales = (420, 388, 356, 324)   # RandomResize, max_size 720 [not applied yet]
+  d.train_max_size = 720
+  d.sample_fps = 3.2              # HC-STVG; test at twice the density (even/odd halves)
+  d.train_frames = 64             # VidSTG uniform sampling
+  d.test_frames = 128
+  d.max_frames = 200              # INPUT.MAX_VIDEO_LEN
+  d.frame_buckets = (32, 64, 96, 128, 200)
+  d.crop_prob = 0.5               # TEMP_CROP_PROB
+  d.flip_prob = 0.7               # FLIP_PROB_TRAIN (also swaps left/right in the text)
+  d.max_text_len = 32             # static token length (MAX_QUERY_LEN 26 words + <s>, </s>)
+  d.pixel_mean = (0.485, 0.456, 0.406)
+  d.pixel_std = (0.229, 0.224, 0.225)
+  d.num_workers = 0
+  d.prefetch = 2
+
+  loss = c.loss = ml_collections.ConfigDict()
+  loss.bbox = 5.0
+  loss.giou = 4.0
+  loss.sted = 10.0
+  loss.actioness = 2.0
+  loss.conf = 1.0
+  loss.eos = 0.3
+  loss.sigma = 2.0
+  loss.aux = True
+  # The official confidence target (IoU of the predicted box) is not detached, so loss_conf
+  # also trains the boxes; False detaches it.
+  loss.conf_target_gradient = True
+
+  # Optimisation: AdamW, clip 0.1, groups by official module (optim.py); learning rates are
+  # lr x groups[g].lr_scale: base 3e-4, ResNet layer2-4 2e-5, RoBERTa 5e-5, time decoder 1e-4.
+  o = c.optim = ml_collections.ConfigDict()
+  o.lr = 3e-4
+  o.weight_decay = 1e-4
+  o.b1, o.b2, o.eps = 0.9, 0.999, 1e-8
+  o.grad_clip = 0.1
+  o.groups = ml_collections.ConfigDict({
+      'backbone': {'lr_scale': 2e-5 / 3e-4}, 'text': {'lr_scale': 5e-5 / 3e-4},
+      'temporal': {'lr_scale': 1e-4 / 3e-4}, 'frozen': {'frozen': True}})
+  # The official schedule (optim.lr_schedules): base and backbone x0.1 at each drop epoch;
+  # text and temporal warm up linearly over warmup_fraction of the steps, then decay linearly
+  # to 0 ('multistep_with_warmup'), or every group warms up then drops (`..._all`).
+  o.schedule = 'multistep_with_warmup'
+  o.warmup_fraction = 0.01
+  o.decay_epochs = (50, 90)
+  o.decay_factor = 0.1
+  o.warmup_steps = 0              # the engine's shared schedule: base-group form, no warm-up
+  o.warmup_ratio = 1.0
+
+  t = c.train = ml_collections.ConfigDict()
+  t.batch_size = 8                # 1 video per GPU x 8 GPUs
+  t.eval_batch_size = 8
+  t.epochs = 90
+  t.precision = 'fp32'
+  t.log_every = 10
+  t.checkpoint_every = 2000
+  t.keep_checkpoints = 2
+  t.max_steps = -1
+  t.ema_decay = 0.9998            # the EMA model is the one evaluated
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.primary_metric = ''
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1
+  c.mesh.model = 1
+  return c
