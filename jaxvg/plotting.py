@@ -81,7 +81,10 @@ def _draw_query(fig: Any, grid: Any, row: dict, video: Any, top: int) -> None:
             va='top', transform=ax.get_xaxis_transform(), fontsize=9, fontweight='bold')
   ax.set_xlim(0, duration)
   ax.set_xlabel('time in the video (seconds)', fontsize=9)
-  ax.set_ylabel('match score per clip\n(model saliency,\nhigher = better)', fontsize=8.5)
+  ax.set_ylabel('match score per clip\n(higher = better)', fontsize=9)
+  if scores.max(initial=0.0) <= 0:
+    ax.text(0.01, 0.04, 'No clip scores above 0: nothing in the video clearly matches the query.',
+            transform=ax.transAxes, fontsize=8.5, color='0.3', va='bottom')
   ax.tick_params(labelsize=8)
 
 
@@ -94,9 +97,13 @@ def plot_predictions(rows: Sequence[dict], video: Any, path: str | pathlib.Path,
 
   path = pathlib.Path(path)
   n = len(rows)
-  fig = plt.figure(figsize=(WIDTH_PX / DPI, ROW_HEIGHT_PX * n / DPI), dpi=DPI)
-  outer = fig.add_gridspec(n, 1, hspace=0.42, left=0.09, right=0.98, top=1 - 0.13 / n,
-                           bottom=0.1 / n)
+  height = ROW_HEIGHT_PX * n
+  fig = plt.figure(figsize=(WIDTH_PX / DPI, height / DPI), dpi=DPI)
+  # Fixed pixel margins: room for each query's title lines above it and the time axis below.
+  above, below = 100, 50
+  panel = (height - n * (above + below)) / n
+  outer = fig.add_gridspec(n, 1, hspace=(above + below) / panel, left=0.1, right=0.98,
+                           top=1 - above / height, bottom=below / height)
   for i, row in enumerate(rows):
     grid = outer[i].subgridspec(2, 1, height_ratios=[1.2, 2.0], hspace=0.06)
     _draw_query(fig, grid, row, video, top)
