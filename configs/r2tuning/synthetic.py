@@ -56,6 +56,6 @@ def get_config(size: str = 'default'):
     # for the loss gradient on this CPU) and the unrolled one's run-time gain is negligible.
     config.model.scan_unroll = 1
     # Random CLIP weights: no pretraining on first use, so the tests that only exercise the
-    # engine stay fast. tests/evaluation/test_grounding.py sets 'synthetic:tiny' back.
+    # engine stay fast.
     config.clip.path = ''
   return config

@@ -38,7 +38,6 @@ SIZE = 224
 SIZES = {  # name -> (train queries, val queries, (min clips, max clips))
     'default': (600, 150, (16, 32)),
     'tiny': (24, 9, (8, 8)),
-    'small': (240, 45, (8, 8)),     # tests/evaluation/test_grounding.py: learns in seconds
 }
 EVENTS_PER_VIDEO = (2, 3)       # queries per video, drawn uniformly
 COLOURS = {'red': (230, 30, 30), 'green': (30, 200, 40), 'blue': (40, 70, 235),
