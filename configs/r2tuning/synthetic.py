@@ -34,7 +34,12 @@ def get_config(size: str = 'default'):
   config.train.epochs = 6
   config.train.log_every = 5
   config.train.checkpoint_every = 100
-  config.optim.lr = 5e-4
+  # A short run on little data: light regularisation and a higher lr let the adapter leave the
+  # query-blind plateau it sits on with the official 0.5 / 0.1 / 5e-4 (val R1@0.5 15.3 with
+  # true and swapped queries alike; with these, 42.7 true vs 28.0 swapped).
+  config.model.dropout = 0.1
+  config.model.droppath = 0.0
+  config.optim.lr = 1e-3
   config.optim.warmup_steps = 50
   config.optim.decay_epochs = (5,)
   config.eval.dataset = 'qvhighlights'
@@ -51,6 +56,8 @@ def get_config(size: str = 'default'):
     config.train.log_every = 1
     config.train.checkpoint_every = 2
     config.optim.warmup_steps = 2
+    # The engine and predictor tests were written against the official regularisation.
+    config.model.dropout, config.model.droppath, config.optim.lr = 0.5, 0.1, 5e-4
     config.optim.decay_epochs = ()
     # At these sizes compilation dominates: the rolled loop compiles ~2× faster (25 s vs 45 s
     # for the loss gradient on this CPU) and the unrolled one's run-time gain is negligible.
