@@ -1,11 +1,16 @@
 """The embedded synthetic benchmark: coloured shapes with events, in the QVHighlights schema.
 
-Each video (16-32 clips at 0.5 fps by default) shows 1-3 large saturated shapes on a plain
-background; 1-2 events happen on distinct shapes, each over a window of clips:
+Each video (16-32 clips at 0.5 fps by default) shows three large saturated shapes on a plain
+background, each named by a distinct colour and shape; 2-3 of them carry an event, each over its
+own window of clips:
   appear ('a green triangle appears'), move left/right ('the red circle moves to the left'),
   change colour ('the blue square turns yellow'), grow ('the yellow circle grows').
 Every event is one query with its window and per-clip saliency scores (0-4) from three simulated
 annotators, so the official QVHighlights evaluator (MR and HD metrics) applies unchanged.
+
+Several queries per video, about different shapes at different times, are what make the query
+necessary: a model that ignores it can at best find *an* event of the video, and scores about
+1/2-1/3 of a model that reads it (`jaxvg.evaluation.swapped` measures exactly this).
 
 Frames go through the real frames path: rendered one per clip and written with
 `jaxvg.data.frames.write_video` (JPEG ArrayRecord), read back by `FrameReader`.
@@ -27,13 +32,14 @@ import numpy as np
 
 from jaxvg.data import frames as frames_lib
 
-VERSION = 1
+VERSION = 2
 FPS = 0.5
 SIZE = 224
 SIZES = {  # name -> (train queries, val queries, (min clips, max clips))
     'default': (600, 150, (16, 32)),
-    'tiny': (24, 8, (8, 8)),
+    'tiny': (24, 9, (8, 8)),
 }
+EVENTS_PER_VIDEO = (2, 3)       # queries per video, drawn uniformly
 COLOURS = {'red': (230, 30, 30), 'green': (30, 200, 40), 'blue': (40, 70, 235),
            'yellow': (245, 220, 20)}
 SHAPES = ('circle', 'square', 'triangle')
@@ -83,7 +89,7 @@ def render(objects: list[dict], num_clips: int) -> np.ndarray:
     frame = np.empty((SIZE, SIZE, 3), np.uint8)
     frame[:] = BACKGROUND
     for obj in objects:
-      x, r, colour, visible = obj['x'], RADIUS, obj['colour'], True
+      x, r, colour, visible = obj['x'], obj.get('r', RADIUS), obj['colour'], True
       event = obj.get('event')
       if event:
         start, end, kind = event['start'], event['end'], event['kind']
@@ -102,6 +108,29 @@ def render(objects: list[dict], num_clips: int) -> np.ndarray:
   return out
 
 
+def random_scene(rng: np.random.Generator) -> list[dict]:
+  """1-3 static objects (one per row) in random colours, shapes, places and sizes: one still
+  frame of the kind the videos show, for pretraining a CLIP on (frame, caption) pairs."""
+  count = int(rng.integers(1, len(ROWS) + 1))
+  rows = np.sort(rng.permutation(len(ROWS))[:count])
+  names = rng.permutation([(c, s) for c in COLOURS for s in SHAPES])[:count]
+  return [{'colour': str(colour), 'shape': str(shape), 'y': ROWS[row],
+           'x': float(rng.uniform(54.0, 170.0)),
+           'r': float(GROWN if rng.random() < 0.3 else RADIUS)}
+          for row, (colour, shape) in zip(rows, names)]
+
+
+def caption(objects: list[dict]) -> str:
+  """What a still frame of static `objects` shows, top row first:
+  'big red circle left, blue square middle' (the words the queries use for colour, shape,
+  size and side)."""
+  def side(x: float) -> str:
+    return 'left' if x < 93 else 'right' if x > 131 else 'middle'
+  parts = [f"{'big ' if obj.get('r', RADIUS) > RADIUS else ''}{obj['colour']} {obj['shape']} "
+           f"{side(obj['x'])}" for obj in sorted(objects, key=lambda o: o['y'])]
+  return ', '.join(parts)
+
+
 def _query(obj: dict) -> str:
   name = f"{obj['colour']} {obj['shape']}"
   kind = obj['event']['kind']
@@ -117,18 +146,22 @@ def _query(obj: dict) -> str:
 
 
 def _video(rng: np.random.Generator, num_clips: int, num_events: int) -> list[dict]:
-  """Objects of one video; the first `num_events` carry non-overlapping events."""
-  num_objects = int(rng.integers(num_events, 4))
-  rows = rng.permutation(len(ROWS))[:num_objects]
-  names = rng.permutation([(c, s) for c in COLOURS for s in SHAPES])[:num_objects]
-  # Split the timeline into num_events disjoint parts, one event window in each.
+  """The three objects of one video; the first `num_events` carry events in disjoint windows.
+
+  The timeline is cut into `num_events` equal parts and each event falls inside its own part, so
+  the queries of one video ask about different times; which object (row, colour, shape) has the
+  event of each part is random, so only the query's words tell the parts apart.
+  """
+  rows = rng.permutation(len(ROWS))
+  names = rng.permutation([(c, s) for c in COLOURS for s in SHAPES])[:len(ROWS)]
   cuts = np.linspace(0, num_clips, num_events + 1).astype(int)
   objects = []
   for i, (row, (colour, shape)) in enumerate(zip(rows, names)):
     obj = {'colour': str(colour), 'shape': str(shape), 'y': ROWS[row], 'x': 112.0}
     if i < num_events:
-      lo, hi = cuts[i], cuts[i + 1]
-      length = int(rng.integers(max(2, (hi - lo) // 4), max(3, (hi - lo) * 2 // 3) + 1))
+      lo, hi = int(cuts[i]), int(cuts[i + 1])
+      part = hi - lo
+      length = min(part, int(rng.integers(max(2, part // 4), max(3, part * 2 // 3) + 1)))
       start = int(rng.integers(lo, hi - length + 1))
       kind = str(rng.choice(EVENTS))
       event = {'kind': kind, 'start': start, 'end': start + length}
@@ -162,7 +195,7 @@ def generate_split(rng: np.random.Generator, split: str, num_queries: int,
   rows, k = [], 0
   while len(rows) < num_queries:
     num_clips = int(rng.integers(clip_range[0], clip_range[1] + 1))
-    num_events = int(min(rng.integers(1, 3), num_queries - len(rows)))
+    num_events = int(min(rng.choice(EVENTS_PER_VIDEO), num_queries - len(rows)))
     objects = _video(rng, num_clips, num_events)
     vid = f'synth_{split}_{k:05d}'
     frames_lib.write_video(frames_dir, vid, render(objects, num_clips), FPS, 'jpeg')

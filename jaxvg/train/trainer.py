@@ -231,6 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step = int(jax.device_get(state.step))
   if step and step % steps_per_epoch == 0 and not _evaluated(workdir, step):
     _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step, steps_per_epoch)
+  last_metrics: dict[str, float] = {}
   preemption = _Preemption()
   bar = tqdm(total=total_steps, initial=step, disable=jax.process_index() != 0,
              dynamic_ncols=True)
@@ -254,10 +255,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         _check_finite(state)
         ckpts.save(state, batches.get_state(), {'epoch': step // steps_per_epoch})
       if epoch_end:
-        _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step,
-                        steps_per_epoch)
+        last_metrics = _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step,
+                                       steps_per_epoch)
     if preemption.requested:
       print(f'SIGTERM: saved step {step}; exiting cleanly')
+    elif config.eval.get('swapped_queries', False) and last_metrics:
+      report_swapped_queries(run, state.eval_params, val_data, last_metrics, workdir)
   finally:
     bar.close()
     preemption.restore()
@@ -269,11 +272,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 def _evaluate_epoch(run: Run, state: TrainState, val_data, ckpts, writer: MetricWriter,
                     best: dict[str, float], workdir: epath.Path, step: int,
-                    steps_per_epoch: int) -> None:
+                    steps_per_epoch: int) -> dict[str, float]:
   """Scores the val split, logs it, tracks best values and offers the best checkpoint."""
   metrics = evaluate_split(run, state.eval_params, val_data)
   _record_eval(writer, step, step // steps_per_epoch, metrics, best, workdir)
   ckpts.save_best(state, metrics, {'epoch': step // steps_per_epoch})
+  return metrics
+
+
+def report_swapped_queries(run: Run, params: Any, val_data, metrics: dict[str, float],
+                           workdir: epath.Path | None = None) -> dict[str, float]:
+  """Scores val again with every query swapped for another video's (`jaxvg.evaluation.swapped`)
+  and prints true vs swapped: the part of the score the query earns. With a workdir, also
+  writes both to `swapped_queries.json`."""
+  from jaxvg.evaluation import swapped
+  loader = data_lib.make_loader(run.config, run.config.data.val_split, train=False,
+                                records=swapped.swap_queries(val_data.records))
+  blind = evaluate_split(run, params, loader)
+  primary = data_lib.readers.evaluation_protocol(run.config)[1]
+  names = [n for n in dict.fromkeys(('MR-full-R1@0.5', primary)) if n in metrics]
+  if jax.process_index() == 0:
+    print(swapped.format_gap(metrics, blind, names))
+    if workdir is not None:
+      (workdir / 'swapped_queries.json').write_text(
+          json.dumps({'true': metrics, 'swapped': blind}, indent=2, sort_keys=True))
+  return blind
 
 
 def _evaluated(workdir: epath.Path, step: int) -> bool:
@@ -346,9 +369,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None, 
   """Scores a checkpoint on the val split and prints the metrics; writes nothing."""
   run = build_run(config)
   params = restore_params(run, workdir, checkpoint)
-  metrics = evaluate_split(run, params, data_lib.make_loader(
-      config, config.data.val_split, train=False))
+  val_data = data_lib.make_loader(config, config.data.val_split, train=False)
+  metrics = evaluate_split(run, params, val_data)
   print(json.dumps(metrics, indent=2))
+  if config.eval.get('swapped_queries', False):
+    report_swapped_queries(run, params, val_data, metrics)
   return metrics
 
 

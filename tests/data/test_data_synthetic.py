@@ -17,7 +17,7 @@ def test_tiny_is_generated_once_and_consistent(tmp_path):
   paths = synthetic.ensure_synthetic(str(tmp_path), 'tiny')
   train = readers.read_split('synthetic', paths.anno_dir, 'train').records
   val = readers.read_split('synthetic', paths.anno_dir, 'val').records
-  assert (len(train), len(val)) == (24, 8)
+  assert (len(train), len(val)) == (24, 9)
   assert not {r.qid for r in train} & {r.qid for r in val}
   reader = FrameReader(paths.frames_dir)
   for r in train + val:
@@ -36,6 +36,36 @@ def test_tiny_is_generated_once_and_consistent(tmp_path):
   # Deterministic: a second root gets byte-identical annotations.
   other = synthetic.ensure_synthetic(str(tmp_path / 'b'), 'tiny')
   assert open(other.train_file).read() == open(paths.train_file).read()
+
+
+def test_every_video_asks_about_several_shapes_at_different_times(tmp_path):
+  """What makes the query necessary: 2-3 queries per video, naming different shapes, over
+  disjoint windows (a model that ignores the query cannot tell them apart)."""
+  paths = synthetic.ensure_synthetic(str(tmp_path), 'tiny')
+  records = readers.read_split('synthetic', paths.anno_dir, 'train').records
+  by_video = {}
+  for r in records:
+    by_video.setdefault(r.vid, []).append(r)
+  counts = [len(rs) for rs in by_video.values()]
+  assert min(counts[:-1]) >= 2 and max(counts) <= 3        # the last video may be cut short
+  for rs in by_video.values():
+    names = [re.match(r'(?:a|the) (\w+ \w+)', r.query).group(1) for r in rs]
+    assert len(set(names)) == len(names)
+    spans = sorted(tuple(r.relevant_windows[0]) for r in rs)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+def test_captions_say_what_a_still_frame_shows():
+  rng = np.random.default_rng(0)
+  scenes = [synthetic.random_scene(rng) for _ in range(20)]
+  assert {len(s) for s in scenes} == {1, 2, 3}
+  scene = [{'colour': 'blue', 'shape': 'square', 'y': 112, 'x': 160.0, 'r': 26.0},
+           {'colour': 'red', 'shape': 'circle', 'y': 48, 'x': 60.0, 'r': 44.0}]
+  assert synthetic.caption(scene) == 'big red circle left, blue square right'
+  frame = synthetic.render(scene, 1)[0]
+  red = (frame[..., 0] > 200) & (frame[..., 1] < 60)
+  assert np.nonzero(red)[1].mean() == pytest.approx(60, abs=1)
+  assert red.sum() == pytest.approx(np.pi * 44 ** 2, rel=0.05)     # big: the grown radius
 
 
 def test_event_is_visible_in_the_frames():
@@ -57,8 +87,8 @@ def test_racing_processes_produce_one_copy(tmp_path):
   with ctx.Pool(2) as pool:
     files = pool.map(_ensure, [str(tmp_path)] * 2)
   assert files[0] == files[1]
-  assert len(open(files[0]).readlines()) == 8
-  assert [p.name for p in tmp_path.iterdir()] == ['tiny-v1']          # no temporary left
+  assert len(open(files[0]).readlines()) == 9
+  assert [p.name for p in tmp_path.iterdir()] == [f'tiny-v{synthetic.VERSION}']          # no temporary left
 
 
 def test_chance_metrics_by_hand():
