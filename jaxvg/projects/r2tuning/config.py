@@ -125,6 +125,9 @@ def base() -> ml_collections.ConfigDict:
   # metric picks the best checkpoint unless this names another.
   c.eval = ml_collections.ConfigDict()
   c.eval.primary_metric = ''
+  # True: after training and in --mode eval, score val again with every query swapped for
+  # another video's and print both (the part of the score the query earns).
+  c.eval.swapped_queries = False
 
   # Device mesh: -1 infers the size from the devices.
   c.mesh = ml_collections.ConfigDict()
