@@ -27,8 +27,11 @@ def _write(path, rows, raw_lines=None):
 def _run(tmp_path, submission_lines, capsys, rows=None):
   sub = _write(tmp_path / 'sub.jsonl', rows, submission_lines)
   gt = _write(tmp_path / 'gt.jsonl', GT)
-  code = evaluate_cli.main(['--submission_path', sub, '--gt_path', gt,
-                            '--save_path', str(tmp_path / 'out.json'), '--not_verbose'])
+  try:
+    code = evaluate_cli.main(['--submission_path', sub, '--gt_path', gt,
+                              '--save_path', str(tmp_path / 'out.json'), '--not_verbose'])
+  except SystemExit as e:   # the CLI's error boundary: one `error:` line, exit status 2
+    code = e.code
   return code, capsys.readouterr().err
 
 
