@@ -181,3 +181,22 @@ class TemporalGroundingData:
       batch['tokens'] = tokens
       batch['query_mask'] = tokens != 0
     return batch, meta
+
+
+def dummy_batch(config: ml_collections.ConfigDict, batch_size: int) -> dict[str, np.ndarray]:
+  """A temporal-grounding batch of zeros at the smallest (T, L) buckets, feature widths from
+  `config.model` (`num_tokens` 0: one pooled vector per clip and layer); masks true, so a
+  forward pass on it is finite. Tasks use it to initialise and count parameters."""
+  m, d = config.model, config.data
+  t, l, k = min(d.t_buckets), min(d.l_buckets), m.num_layers
+  tokens = (m.num_tokens,) if m.get('num_tokens', 0) else ()
+  return dict(
+      video=np.zeros((batch_size, t, k) + tokens + (m.video_dims,), np.float32),
+      video_mask=np.ones((batch_size, t), bool),
+      query=np.zeros((batch_size, l, k, m.query_dims), np.float32),
+      query_mask=np.ones((batch_size, l), bool),
+      windows=np.zeros((batch_size, d.max_windows, 2), np.float32),
+      window_mask=np.zeros((batch_size, d.max_windows), bool),
+      saliency=np.zeros((batch_size, t), np.float32),
+      pos_clip=np.zeros((batch_size,), np.int32),
+      sample_mask=np.ones((batch_size,), bool))

@@ -141,7 +141,7 @@ def test_unrolled_scan_equals_rolled_outputs_and_gradients():
 def test_plain_and_fused_paths_are_the_same_model(official_padding):
   """`model.impl='plain'` (the official composition) and 'fused' give the same outputs, losses
   and gradients, with dropout on (the same masks), on a padded batch."""
-  from jaxvg.projects.r2tuning.task import dummy_batch
+  from jaxvg.data.temporal import dummy_batch
   results = {}
   for impl in ('plain', 'fused'):
     c = r2_config.base()
