@@ -15,7 +15,7 @@ compiled step degrades every video of a batch at its own severity:
 H.264 re-encoding needs a codec and is done at preparation time (`jaxvg.prepare.degrade`).
 
 `radius_scale` scales the blur radii (and the motion σ) for frames larger than ImageNet-C's 224
-pixels (about 1.9 at 420 pixels, shared/research/stvg_base_and_data.md §3.4).
+pixels (about 1.9 at 420 pixels).
 """
 from __future__ import annotations
 
@@ -251,8 +251,7 @@ def degrade_batch(frames: jax.Array, kinds: jax.Array, severities: jax.Array, ke
 
 @dataclasses.dataclass(frozen=True)
 class MixingProtocol:
-  """Which video is degraded, how and how much [recon, shared/research/nst.md §4 and
-  stvg_base_and_data.md §3.4: the paper's recipe is not public]."""
+  """Which video is degraded, how and how much [reconstructed: the paper's recipe is not public]."""
   # A video is degraded with this probability (else it stays HQ).
   probability: float = 0.5
   # Kinds drawn uniformly among (names of KINDS other than 'clean'); the abstract names motion

@@ -1,4 +1,4 @@
-"""The released SDST InternVideo2-1B features (shared/research/sdst.md §3), one `.npz` per key:
+"""The released SDST InternVideo2-1B features, one `.npz` per key:
 
   <video_dir>/<vid>.npz   'visual_feats_interm_pooled' (T, K, 768): one vector per clip and layer
                           (older releases: 'visual_feats_pooled' (T, 768), one layer)

@@ -1,7 +1,7 @@
 """STVG annotation readers: HC-STVG v1/v2, VidSTG (+ VidOR trajectories) -> `TubeRecord`s, and the
 LLaVA_Next_STVG proposal files -> `CandidateTubes`.
 
-Conventions of the real files (stvg_base_and_data.md §1), all converted to 0-based half-open raw
+Conventions of the real files, all converted to 0-based half-open raw
 frames in the records:
   HC-STVG  `st_frame` is 1-based; the GT frames are st_frame .. st_frame + len(bbox) - 1 (one box
            per raw frame); boxes are [x, y, w, h] with negative w/h in some v2 entries (corners

@@ -1,4 +1,4 @@
-"""NST's settings. The paper's body is not public (shared/research/nst.md §0): every field below
+"""NST's settings. The paper's body is not public: every field below
 that the abstract does not fix is a reconstruction, named and commented so a run states it."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class PointSpec:
 
 @dataclasses.dataclass(frozen=True)
 class NSTConfig:
-  """NST, its foils and the reconstructed choices (nst.md §7 lists what the paper would fix)."""
+  """NST, its foils and the reconstructed choices (docs/nst.md lists what the paper would fix)."""
   # 'nst': QAU + DSR residuals on the points' inputs; 'lora': a low-rank update of the same
   # layers; 'full': the same layers' weights trained; 'frozen': the base alone.
   method: Method = 'nst'
@@ -55,7 +55,7 @@ class NSTConfig:
   # Initial logit of q (0 → q = 0.5). The generators start at zero, so Δ = 0 regardless.
   quality_init_bias: float = 0.0
   # Weight of the BCE of q against the known HQ (0) / LQ (1) label; 0 trains q only through
-  # the task loss (nst.md §3.1 options (a) and (b)).
+  # the task loss.
   quality_bce_weight: float = 1.0
   # At evaluation q is thresholded to exactly 0 or 1, so a clip the QAU calls HQ sees the
   # frozen model bit for bit (a sigmoid never reaches 0). None keeps the soft q.

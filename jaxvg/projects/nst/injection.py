@@ -6,7 +6,7 @@ relative to the base) is called, its input x becomes x + Δ(x) (NST) or its outp
 term. The residual is layer-local: only that call sees it.
 
 A point is exact for the whole model only if the layer is the sole consumer of its input (the
-§3.3 caveat of shared/research/nst.md): NST's residual is defined on an input *feature*, and a
+skip-path caveat): NST's residual is defined on an input *feature*, and a
 feature that also feeds a skip path either carries a null-space residual into the skip (the
 frozen model's HQ output changes) or, injected layer-locally as here, leaves the skip's degraded
 feature unrestored. A model therefore declares, per frozen layer, whether its input is

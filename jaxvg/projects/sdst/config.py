@@ -1,6 +1,6 @@
 """SDST config preset. Experiment files in configs/sdst/<dataset>.py start from `base()`.
 
-No official code or full paper text could be read (shared/research/sdst.md §0): every field
+No official code or full paper text could be read: every field
 marked [assumed] is a reconstruction; its comment names the alternatives. §n refers to the
 research report's sections.
 """

@@ -43,7 +43,7 @@ def test_sharded_forward_equals_single_device():
 
 
 REAL_CONFIGS = {
-    # llava-hf config.json values (mllm_for_zeroshot.md §2, §3).
+    # llava-hf config.json values.
     'onevision-0.5b': dict(text=dict(model_type='qwen2', vocab_size=152000, hidden_size=896,
                                      intermediate_size=4864, num_hidden_layers=24,
                                      num_attention_heads=14, num_key_value_heads=2,
