@@ -170,7 +170,7 @@ def test_synthetic_frames_path(tmp_path, monkeypatch):
   assert 'video' not in batch and 'query' not in batch
   paths = synthetic.ensure_synthetic(str(tmp_path), 'tiny')
   rows = [json.loads(line) for line in open(paths.val_file)]
-  assert meta['qid'] == [r['qid'] for r in rows]
+  assert meta['qid'] == [r['qid'] for r in rows[:8]]   # the first batch, in file order
   # Saliency targets follow the QVH rule on the generated scores.
   row = rows[0]
   want = np.zeros(8, np.float32)
