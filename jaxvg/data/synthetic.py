@@ -25,12 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from jaxvg.data import frames as frames_lib
+from jaxvg.data.cache import build_once
 
 VERSION = 2
 FPS = 0.5
@@ -219,11 +218,8 @@ def ensure_synthetic(root: str = '', size: str = 'default') -> SyntheticPaths:
   paths = SyntheticPaths(final, os.path.join(final, 'synthetic_train.jsonl'),
                          os.path.join(final, 'synthetic_val.jsonl'),
                          os.path.join(final, 'frames'))
-  if os.path.exists(paths.val_file):
-    return paths
-  os.makedirs(root, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=root, prefix=f'.tmp-{size}-')
-  try:
+
+  def build(tmp: str) -> None:
     num_train, num_val, clip_range = SIZES[size]
     rng = np.random.default_rng([VERSION, num_train, num_val])
     frames_dir = os.path.join(tmp, 'frames')
@@ -233,13 +229,8 @@ def ensure_synthetic(root: str = '', size: str = 'default') -> SyntheticPaths:
     for split, rows in splits.items():
       with open(os.path.join(tmp, f'synthetic_{split}.jsonl'), 'w') as f:
         f.writelines(json.dumps(row) + '\n' for row in rows)
-    try:
-      os.rename(tmp, final)
-    except OSError:  # Another process finished first; its copy is identical.
-      if not os.path.exists(paths.val_file):
-        raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+
+  build_once(final, os.path.basename(paths.val_file), build)
   return paths
 
 

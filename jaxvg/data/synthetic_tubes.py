@@ -23,11 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from jaxvg.data.cache import build_once
 from jaxvg.data.stvg_readers import CandidateTubes
 from jaxvg.data.tubes import TubeRecord
 from jaxvg.postprocess.tubes import tube_row
@@ -202,11 +201,8 @@ def ensure_synthetic_tubes(root: str = '', size: str = 'default') -> SyntheticTu
                              os.path.join(final, 'hcstvg_val.json'),
                              os.path.join(final, 'videos'),
                              os.path.join(final, 'dino_sam2_proposals'))
-  if os.path.exists(paths.val_file):
-    return paths
-  os.makedirs(root, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=root, prefix=f'.tmp-tubes-{size}-')
-  try:
+
+  def build(tmp: str) -> None:
     os.makedirs(os.path.join(tmp, 'videos'))
     os.makedirs(os.path.join(tmp, 'dino_sam2_proposals'))
     num_train, num_val = SIZES[size]
@@ -214,13 +210,8 @@ def ensure_synthetic_tubes(root: str = '', size: str = 'default') -> SyntheticTu
     for split, count in (('train', num_train), ('val', num_val)):
       with open(os.path.join(tmp, f'hcstvg_{split}.json'), 'w') as f:
         json.dump(_generate(rng, split, count, tmp), f)
-    try:
-      os.rename(tmp, final)
-    except OSError:  # Another process finished first; its copy is identical.
-      if not os.path.exists(paths.val_file):
-        raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+
+  build_once(final, os.path.basename(paths.val_file), build)
   return paths
 
 
