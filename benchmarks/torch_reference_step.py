@@ -11,7 +11,7 @@ batch 8 × 75 clips × 4 layers × 50 tokens × 768, 20 query tokens × 512, dro
 Needs torch and the official code (neither is a jaxvg dependency; the fixture script's
 docstring sets up both):
 
-  /work/venvs/r2ref/bin/python benchmarks/torch_reference_step.py --r2tuning /tmp/r2tuning
+  .venv-r2ref/bin/python benchmarks/torch_reference_step.py --r2tuning r2tuning-src
 
 With `--alternate`, each official step is followed by one jaxvg step (the same batch shape, in
 a child process running `python -m jaxvg.bench --serve_train_steps`), `--repeats` rounds, and the
