@@ -19,6 +19,4 @@ def get_config(arg: str = ''):
   config.train.epochs = 50          # [assumed] R²-Tuning's schedule.
   config.optim.lr = 2.5e-4
   config.optim.decay_epochs = (30,)
-  config.eval.dataset = 'charades_sta'
-  config.eval.primary_metric = 'MR-full-R1@0.5'
   return config

@@ -16,6 +16,4 @@ def get_config(arg: str = ''):
   config.data.dataset = 'qvhighlights'
   config.data.t_buckets = (75,)     # 150 s at 2 s per clip (§3: max_v_l = 75).
   config.post.unit = 2.0
-  config.eval.dataset = 'qvhighlights'
-  config.eval.primary_metric = 'MR-full-mAP'
   return config

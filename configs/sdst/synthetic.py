@@ -1,6 +1,7 @@
 """SDST on the embedded synthetic benchmark, on the same inputs as configs/r2tuning/synthetic.py:
-frames through a tiny random CLIP inside the step, its last K layers pooled per clip
-(`model.clip_pooling`: the CLS token or the mean of the tokens).
+frames through the tiny CLIP pretrained on the renderer (random weights at the `tiny` size) inside
+the step, its last K layers pooled per clip (`model.clip_pooling`: the CLS token or the mean of
+the tokens), and the swapped-query report at the end.
 
   python -m jaxvg.main --config configs/sdst/synthetic.py --workdir runs/sdst_synthetic
   python -m jaxvg.main --config configs/sdst/synthetic.py:tiny ...   (tests, notebooks)
@@ -24,6 +25,8 @@ def get_config(size: str = 'default'):
   config.data.l_buckets = (77,)
   config.data.max_windows = 2
   config.clip.arch = 'tiny'
+  config.clip.path = 'synthetic:tiny' if size == 'default' else ''   # as R²-Tuning's run
+  config.eval.swapped_queries = True
   m = config.model
   m.video_dims = m.query_dims = 64
   m.num_tokens = 50                 # CLIP tokens per frame, pooled by clip_pooling.
@@ -37,8 +40,6 @@ def get_config(size: str = 'default'):
   config.train.checkpoint_every = 100
   config.optim.warmup_steps = 50
   config.optim.decay_epochs = (5,)
-  config.eval.dataset = 'qvhighlights'
-  config.eval.primary_metric = 'MR-full-mAP'
   if size == 'tiny':
     m.dims, m.num_heads, m.deform_heads, m.deform_points = 32, 4, 4, 2
     m.scan_unroll = 1               # compile-dominated sizes: the rolled loop compiles faster.

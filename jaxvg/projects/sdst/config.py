@@ -123,9 +123,12 @@ def base() -> ml_collections.ConfigDict:
   tr.max_steps = -1
   tr.ema_decay = 0.0
 
+  # The dataset's protocol scores every epoch (jaxvg.data.readers spec) and its primary metric
+  # picks the best checkpoint unless primary_metric names another; swapped_queries also scores
+  # val with every query swapped for another video's (what the query earns).
   e = c.eval = ml_collections.ConfigDict()
-  e.dataset = 'qvhighlights'
-  e.primary_metric = 'MR-full-mAP'
+  e.primary_metric = ''
+  e.swapped_queries = False
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1
