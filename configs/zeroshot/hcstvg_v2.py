@@ -11,8 +11,4 @@ from jaxvg.projects.zeroshot import config as zeroshot
 
 
 def get_config(arg: str = ''):
-  backend, _, mode = (arg or 'onevision,full').partition(',')
-  config = zeroshot.base(backend or 'onevision', mode or 'full')
-  config.data.dataset = 'hcstvg2'
-  config.data.split = 'val'
-  return config
+  return zeroshot.benchmark('hcstvg2', 'val', arg)

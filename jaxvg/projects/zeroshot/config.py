@@ -73,6 +73,16 @@ def base(backend: str = 'onevision', mode: str = 'full') -> ml_collections.Confi
   return c
 
 
+def benchmark(dataset: str, split: str, arg: str = '') -> ml_collections.ConfigDict:
+  """`base` on one benchmark split; `arg` is the config file's 'backend,mode' argument
+  (defaults: onevision, full)."""
+  backend, _, mode = (arg or 'onevision,full').partition(',')
+  config = base(backend or 'onevision', mode or 'full')
+  config.data.dataset = dataset
+  config.data.split = split
+  return config
+
+
 def grounding_config(config: ml_collections.ConfigDict) -> GroundingConfig:
   g = config.grounding
   return GroundingConfig(
