@@ -18,6 +18,7 @@ from jaxvg.evaluation.io import EvaluationInputError, Locator, match_qids
 
 CONVENTIONS = ('hcstvg', 'vidstg')
 VIOU_THRESHOLDS = (0.3, 0.5)
+CHUNK = 256  # videos packed onto one dense frame axis at a time
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -112,8 +113,19 @@ def evaluate_tubes(submission: Sequence[dict], ground_truth: Sequence[dict], con
   rows = [submission[sub_index[row['qid']]] for row in ground_truth]
   for row in rows:
     _check_tube(row, submission_where(sub_index[row['qid']]))
+  chunks = [_chunk_scores(rows[i:i + CHUNK], ground_truth[i:i + CHUNK], convention)
+            for i in range(0, len(rows), CHUNK)]
+  if not chunks:
+    raise EvaluationInputError(f'{gt_where(0)}: no ground-truth tubes to evaluate')
+  scores = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  return {'brief': summarize(scores)}
+
+
+def _chunk_scores(rows: Sequence[dict], ground_truth: Sequence[dict],
+                  convention: str) -> dict[str, np.ndarray]:
+  """tube_scores of a few videos on their own frame axis (a dense axis over a whole test set of
+  long videos would take gigabytes)."""
   num_frames = 1 + max(max(r['frame_ids'], default=0) for r in list(rows) + list(ground_truth))
   pred_span, pred_boxes, _ = _pack_tube(rows, num_frames)
   gt_span, gt_boxes, gt_mask = _pack_tube(ground_truth, num_frames)
-  scores = tube_scores(pred_span, gt_span, pred_boxes, gt_boxes, gt_mask, convention)
-  return {'brief': summarize(scores)}
+  return tube_scores(pred_span, gt_span, pred_boxes, gt_boxes, gt_mask, convention)

@@ -147,3 +147,18 @@ def test_stvg_array_api_matches_rows():
   with pytest.raises(ValueError, match='convention'):
     stvg.tube_scores(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 1, 4)), np.zeros((1, 1, 4)),
                      np.zeros((1, 1), bool), 'inclusive')
+
+
+def test_stvg_chunks_of_videos_score_as_one_dense_axis(monkeypatch):
+  rng = np.random.default_rng(0)
+  gt, pred = [], []
+  for i in range(7):
+    start = int(rng.integers(0, 300))
+    span = [start, start + int(rng.integers(1, 40))]
+    gt.append(_tube(f'v{i}', span, range(span[0], span[1] + 1), [0, 0, 10, 10]))
+    shift = int(rng.integers(-5, 6))
+    ps = [max(0, span[0] + shift), span[1] + shift + 3]
+    pred.append(_tube(f'v{i}', ps, range(ps[0], ps[1] + 1), [0, 0, 10, int(rng.integers(3, 11))]))
+  whole = evaluation.evaluate('vidstg', pred, gt)['brief']
+  monkeypatch.setattr(stvg, 'CHUNK', 3)
+  assert evaluation.evaluate('vidstg', pred, gt)['brief'] == pytest.approx(whole, rel=1e-12)
