@@ -54,3 +54,38 @@ def test_bad_input_is_one_error_line_and_exit_2(case, tmp_path):
   assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
   assert 'Traceback' not in done.stderr
   assert sorted(p.name for p in tmp_path.iterdir()) == [], 'a failed command wrote files'
+
+
+ZEROSHOT_VIDEO = MAIN + ['--config=configs/zeroshot/synthetic.py:tiny', '--mode=predict',
+                         '--video={inputs}/clip.mp4', '--query=a red square',
+                         '--workdir={tmp}/run']
+ZEROSHOT_CASES = {
+    'zero-shot video without proposals': ([], '--proposals is required'),
+    'zero-shot proposals with a bad box': (
+        ['--proposals={inputs}/tracks.json'],
+        "tracks.json: tracks[0].boxes[1]: expected null or [x1, y1, x2, y2]"),
+}
+
+
+@pytest.mark.parametrize('case', sorted(ZEROSHOT_CASES))
+def test_bad_zero_shot_video_input_is_one_error_line_and_exit_2(case, tmp_path):
+  """The tracks file is checked (file and field named) before the model loads; nothing is
+  written."""
+  import json
+  import numpy as np
+  from jaxvg.data.synthetic_tubes import write_video
+  inputs = tmp_path / 'inputs'
+  inputs.mkdir()
+  write_video(str(inputs / 'clip.mp4'), np.full((4, 32, 48, 3), 100, np.uint8))
+  (inputs / 'tracks.json').write_text(json.dumps(
+      {'frames': [0, 2], 'tracks': [{'id': 0, 'boxes': [[0, 0, 10, 10], [20, 0, 10, 10]]}]}))
+  extra, message = ZEROSHOT_CASES[case]
+  command = [arg.replace('{inputs}', str(inputs)).replace('{tmp}', str(tmp_path))
+             for arg in ZEROSHOT_VIDEO + extra]
+  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                        env={**__import__('os').environ, 'JAXVG_HUGE_PAGES': '0'})
+  assert done.returncode == 2, (done.stdout[-2000:], done.stderr[-2000:])
+  errors = [line for line in done.stderr.splitlines() if line.startswith('error: ')]
+  assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+  assert 'Traceback' not in done.stderr
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['inputs'], 'a failed command wrote files'
