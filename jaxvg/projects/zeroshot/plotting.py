@@ -21,6 +21,7 @@ from jaxvg.plotting_tubes import PRED_COLOUR, draw_box
 DPI = 100
 WIDTH_PX, ROW_HEIGHT_PX = 1000, 420
 STRIP_FRAMES = 8
+DISPLAY_SHORT_SIDE = 240   # frames are enlarged (pixel repeat) to at least this to draw on
 OTHER_COLOUR = (255, 255, 255)
 
 
@@ -43,10 +44,14 @@ def annotated_frames(grounded, count: int = STRIP_FRAMES) -> tuple[np.ndarray, n
   (N, h, w, 3) uint8 frames and their positions among the samples. `grounded`: a
   `runner.GroundedTube`."""
   frames, tubes, out = grounded.frames, grounded.tubes, grounded.out
+  zoom = -(-DISPLAY_SHORT_SIDE // min(frames.shape[1:3]))   # small towers read tiny frames
+  frames = frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
   heat = out['spatial_map']
   picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int))
   scale = np.array([frames.shape[2] / tubes.width, frames.shape[1] / tubes.height] * 2)
   vmax = float(heat.max())
+  side = min(frames.shape[1:3])
+  thickness = {True: max(2, side // 60), False: max(1, side // 160)}   # chosen, others
   drawn = []
   for k in picks:
     image = heat_overlay(frames[k], heat[k], vmax)
@@ -55,7 +60,7 @@ def annotated_frames(grounded, count: int = STRIP_FRAMES) -> tuple[np.ndarray, n
       if boxes[p].any():
         chosen = p == grounded.track
         image = draw_box(image, boxes[p] * scale, PRED_COLOUR if chosen else OTHER_COLOUR,
-                         thickness=2 if chosen else 1)
+                         thickness[chosen])
     drawn.append(image)
   return np.stack(drawn), picks
 

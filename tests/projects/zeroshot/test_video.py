@@ -12,7 +12,8 @@ import pytest
 from jaxvg.data.records import AnnotationError
 from jaxvg.data.synthetic_tubes import write_video
 from jaxvg.modules.pooling import bilinear_resize_matrix
-from jaxvg.projects.zeroshot import plotting, proposals
+from jaxvg import plotting_tubes
+from jaxvg.projects.zeroshot import plotting, proposals, runner
 from jaxvg_testing import ROOT
 
 WIDTH, HEIGHT, NUM_FRAMES = 64, 48, 12
@@ -79,6 +80,22 @@ def test_heat_overlay_colours_where_the_map_is_high():
   out = plotting.heat_overlay(frame, heat, vmax=1.0)
   # jet: 1 -> dark red, 0 -> dark blue; the top-left cell's centre is red, the far corner blue.
   assert out[5, 5, 0] > out[5, 5, 2] and out[25, 25, 2] > out[25, 25, 0]
+
+
+def test_strip_draws_the_chosen_track_over_the_others(tmp_path):
+  path = tmp_path / 'tracks.json'
+  path.write_text(json.dumps(TRACKS))
+  tubes = proposals.read_candidates(str(path), WIDTH, HEIGHT)
+  frames = np.full((2, 30, 40, 3), 128, np.uint8)   # decoded at the tiny tower's short side 30
+  grounded = runner.GroundedTube(tubes, np.array([0, 1]), frames,
+                                 {'track': 1, 'spatial_map': np.ones((2, 3, 3))})
+  images, picks = plotting.annotated_frames(grounded)
+  assert picks.tolist() == [0, 1] and images.shape == (2, 240, 320, 3)   # enlarged 8x
+  x1, y1 = (np.array(MOVING[1][:2]) * 5).astype(int)      # 320 / WIDTH = 240 / HEIGHT = 5
+  assert tuple(images[1, y1 + 1, x1 + 1]) == plotting_tubes.PRED_COLOUR  # track 1 on frame 2
+  x1, y1 = (np.array(SMALL[:2]) * 5).astype(int)
+  assert tuple(images[0, y1, x1]) == plotting.OTHER_COLOUR  # track 1 absent on frame 0
+  assert not np.any(np.all(images[0] == plotting_tubes.PRED_COLOUR, axis=-1))
 
 
 def test_cli_grounds_a_query_in_a_user_video(tmp_path):
