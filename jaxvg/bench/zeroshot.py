@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvg.bench import r2tuning as r2_bench
-from jaxvg.modules.llm import DecoderConfig
+from jaxvg.modules.llm import AttentionReadout, DecoderConfig, select_layers
 from jaxvg.projects.zeroshot import pipeline, prompts
 from jaxvg.projects.zeroshot.convert import KNOWN_TOWERS
 from jaxvg.projects.zeroshot.llava import Llava, LlavaConfig
@@ -152,13 +152,18 @@ def query_flops(config: LlavaConfig, frames: int, seq_len: int, setting: str,
 
 
 @functools.lru_cache(maxsize=None)
-def param_count(config: LlavaConfig) -> int:
-  """Exact, from the model's abstract initialisation (traced once per configuration)."""
+def abstract_params(config: LlavaConfig):
+  """The parameters' shapes (f32), from the model's abstract initialisation."""
   size = config.vision.image_size
-  shapes = jax.eval_shape(lambda: Llava(config).init(
+  return jax.eval_shape(lambda: Llava(config).init(
       jax.random.key(0), jnp.zeros((1, size, size, 3)),
-      jnp.zeros((1, config.num_visual_tokens(1) + 1), jnp.int32), 0, jnp.zeros((1, 1), jnp.int32)))
-  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+      jnp.zeros((1, config.num_visual_tokens(1) + 1), jnp.int32), 0,
+      jnp.zeros((1, 1), jnp.int32))['params'])
+
+
+def param_count(config: LlavaConfig) -> int:
+  """Exact, from the abstract initialisation (traced once per configuration)."""
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_params(config)))
 
 
 def estimate(config: LlavaConfig, hardware: Hardware, frames: int = FRAMES,
@@ -205,6 +210,30 @@ def _buffers_mb(compiled) -> dict[str, float]:
   return {'args_mb': stats.argument_size_in_bytes / 2**20,
           'temp_mb': stats.temp_size_in_bytes / 2**20,
           'output_mb': stats.output_size_in_bytes / 2**20}
+
+
+def compiled_memory(config: LlavaConfig, frames: int, dtype) -> dict[str, Any]:
+  """XLA's buffers (MB) of the prefill and the LRA step at full size on this backend: compiled
+  on abstract parameters, never run. Beside them the cost model's LRA activations (GB)."""
+  tokenizer = prompts.load_tokenizer(TOKENIZER)
+  start = pipeline.visual_start(tokenizer, 'qwen_1_5')
+  num_visual = config.num_visual_tokens(frames)
+  seq_len = bucket(config, frames, 2 * TEXT_TOKENS)
+  readout = AttentionReadout(select_layers(slice(-26, -6), config.decoder.num_layers), start,
+                             start + num_visual)
+  model = Llava(config, dtype, readout, remat=True)
+  params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, dtype), abstract_params(config))
+  tokens = jax.ShapeDtypeStruct((num_visual, config.decoder.hidden_size), dtype)
+  ids = jax.ShapeDtypeStruct((2, seq_len), jnp.int32)
+  lengths = jax.ShapeDtypeStruct((2,), jnp.int32)
+  static = dict(start=start, token_indices=(-6, -5, -4, -3, -2, -1), answer_ids=(0, 1))
+  read = pipeline.prefill.lower(model, params, tokens, tokens, ids, lengths, **static).compile()
+  lra = pipeline.tune_prompt.lower(model, params, tokens, ids, lengths, steps=LRA_STEPS, lr=8.0,
+                                   beta=0.5, **static).compile()
+  single = estimate(config, dataclasses.replace(HARDWARE['gpu_a100_80gb'], chips=1), frames)
+  return {'dtype': jnp.dtype(dtype).name, 'seq_len': seq_len, 'prefill': _buffers_mb(read),
+          'lra_step': _buffers_mb(lra),
+          'model_lra_activations_gb': single['lra_activations_gb_per_device']}
 
 
 def measure(config: LlavaConfig, frames: int, layers, repeats: int, dtype) -> dict[str, Any]:
@@ -288,6 +317,8 @@ def run(repeats: int = 3, ceiling_gflops: float | None = None, quick: bool = Fal
     seq_len = bucket(full, FRAMES, 2 * TEXT_TOKENS)
     result['estimate_onevision_0.5b_20f_here'] = {
         f's_per_query_{s}': query_flops(full, FRAMES, seq_len, s) / 1e9 / rate for s in SETTINGS}
+  result['compiled_onevision_0.5b_20f'] = compiled_memory(
+      BACKENDS['onevision_0.5b'], FRAMES, jnp.float32 if on_cpu else jnp.bfloat16)
   for name in ('onevision_7b', 'nextvideo_7b'):
     for hw_name, hardware in HARDWARE.items():
       result[f'estimate_{name}_{hw_name}'] = estimate(BACKENDS[name], hardware)

@@ -13,21 +13,13 @@ from jaxvg.projects.zeroshot import pipeline
 from jaxvg.projects.zeroshot.llava import Llava
 
 
-def _abstract_params(config):
-  size = config.vision.image_size
-  return jax.eval_shape(lambda: Llava(config).init(
-      jax.random.key(0), jnp.zeros((1, size, size, 3)),
-      jnp.zeros((1, config.num_visual_tokens(1) + 1), jnp.int32), 0,
-      jnp.zeros((1, 1), jnp.int32))['params'])
-
-
 def test_flop_model_equals_xla_cost_analysis_at_0_5b_widths():
   """Two decoder layers and one tower layer of the 0.5B backend, two frames, 512 tokens."""
   config = zeroshot.reduce(zeroshot.BACKENDS['onevision_0.5b'], 2, 1)
   frames, seq_len, start = 2, 512, 21
   num_visual = config.num_visual_tokens(frames)
   model = Llava(config, jnp.float32, AttentionReadout((0, 1), start, start + num_visual))
-  params = _abstract_params(config)
+  params = zeroshot.abstract_params(config)
   tokens = jax.ShapeDtypeStruct((num_visual, config.decoder.hidden_size), jnp.float32)
   ids = jax.ShapeDtypeStruct((2, seq_len), jnp.int32)
   lengths = jax.ShapeDtypeStruct((2,), jnp.int32)
