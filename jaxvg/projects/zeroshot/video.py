@@ -17,18 +17,20 @@ import ml_collections
 import numpy as np
 from etils import epath
 
+from jaxvg.data.records import AnnotationError
 from jaxvg.errors import UserError
 from jaxvg.predictor import InputError, probe_video
 from jaxvg.projects.zeroshot import pipeline, plotting, prompts, proposals, runner
 from jaxvg.registry import UserVideo
 
 
-def video_size(path: str) -> tuple[int, int]:
-  """(height, width) of a video's frames as decoded."""
+def video_shape(path: str) -> tuple[int, int, int]:
+  """(height, width) of a video's frames as decoded, and its frame count (0 when the container
+  does not say)."""
   import av
   with av.open(path) as container:
-    context = container.streams.video[0].codec_context
-    return context.height, context.width
+    stream = container.streams.video[0]
+    return stream.codec_context.height, stream.codec_context.width, stream.frames
 
 
 def _row(grounded: runner.GroundedTube, index: int, query: str) -> dict[str, Any]:
@@ -57,9 +59,12 @@ def ground_video(config: ml_collections.ConfigDict, workdir: str | None, video: 
     raise UserError('--proposals is required: the zero-shot system chooses among candidate '
                     'tubes (tracks file format in docs/zeroshot.md)')
   probe_video(video.path)
-  height, width = video_size(video.path)
+  height, width, num_frames = video_shape(video.path)
   d = config.data
   tubes = proposals.read_candidates(video.proposals, width, height, d.proposal_frame_unit)
+  if num_frames and tubes.frame_ids[-1] >= num_frames:
+    raise AnnotationError(f"{video.proposals}: field 'frames': frame {tubes.frame_ids[-1]} is "
+                          f'past the last frame of {video.path} ({num_frames - 1})')
   name = os.path.basename(video.path)
   decomposition = (prompts.load_decompositions(d.decompositions).get(name)
                    if d.decompositions else None)

@@ -3,6 +3,7 @@
 written here, with the tiny random OneVision backend (the tube follows the chosen track)."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ from jaxvg.data.synthetic_tubes import write_video
 from jaxvg.modules.pooling import bilinear_resize_matrix
 from jaxvg import plotting_tubes
 from jaxvg.projects.zeroshot import plotting, proposals, runner
-from jaxvg_testing import ROOT
+from jaxvg.projects.zeroshot import video as video_lib
+from jaxvg.registry import UserVideo
+from jaxvg_testing import ROOT, load_config
 
 WIDTH, HEIGHT, NUM_FRAMES = 64, 48, 12
 FRAMES = [0, 2, 4, 6, 8, 10]
@@ -71,6 +74,17 @@ def test_tracks_file_reads_as_candidate_tubes(tmp_path):
   tubes = proposals.read_candidates(str(path), WIDTH, HEIGHT)
   assert tubes.track_ids == ('small', 'person') and tubes.frame_ids.tolist() == FRAMES
   assert tubes.boxes.shape == (2, len(FRAMES), 4) and not tubes.boxes[1, 0].any()
+
+
+def test_frames_past_the_video_end_stop_before_the_model_loads(tmp_path):
+  video, tracks = write_inputs(tmp_path)
+  data = json.loads(json.dumps(TRACKS))
+  data['frames'][-1] = NUM_FRAMES
+  pathlib.Path(tracks).write_text(json.dumps(data))
+  config = load_config('zeroshot/synthetic.py:tiny', **{'model.folder': ''})  # no model to load
+  with pytest.raises(AnnotationError, match=r"field 'frames': frame 12 is past the last frame"):
+    video_lib.ground_video(config, str(tmp_path / 'run'), UserVideo(video, ('q',), tracks))
+  assert not (tmp_path / 'run').exists()
 
 
 def test_heat_overlay_colours_where_the_map_is_high():
