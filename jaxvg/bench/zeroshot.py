@@ -7,7 +7,8 @@ of the grounder in three settings: `base` (one read), `lra` (the paper's DSTH wi
 branches, each one LRA step and one read) and `tas` (plus the time-reversed spatial branch). A
 query starts from decoded frames (the vision tower is timed with it); compile time is excluded
 and reported apart. Peak memory: XLA's buffer sizes of the compiled prefill and LRA step, and the
-process's peak resident memory.
+process's peak resident memory; and, compiled on abstract parameters (never run), XLA's buffers
+of both at the full 20-frame size on the current backend (`compiled_onevision_0.5b_20f`).
 
 On a CPU the full configuration takes minutes per query, so there (and with `--quick`) the
 *reduced* case runs: 2 frames, 4 of the 24 decoder layers and 4 of the 26 tower layers, labelled
@@ -55,7 +56,8 @@ from jaxvg.projects.zeroshot.llava import Llava, LlavaConfig
 
 # The tiny fixture's byte-level tokenizer: the prompts' token ids are arbitrary for random weights;
 # its texts are a little longer than Qwen2's (75 vs ~35 tokens), inside the same 4,096 bucket.
-TOKENIZER = pathlib.Path(__file__).resolve().parents[2] / 'tests' / 'fixtures' / 'zeroshot_onevision'
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TOKENIZER = REPO / 'tests' / 'fixtures' / 'zeroshot_onevision'
 QUERY = 'the man in purple clothes who walks to the door and sits down'
 FRAMES = 20                    # the paper's INPUT.SAMPLE_FRAMES
 TEXT_TOKENS = 64               # text around the visual block, for the estimates [assumed]
@@ -230,7 +232,7 @@ def compiled_memory(config: LlavaConfig, frames: int, dtype) -> dict[str, Any]:
   read = pipeline.prefill.lower(model, params, tokens, tokens, ids, lengths, **static).compile()
   lra = pipeline.tune_prompt.lower(model, params, tokens, ids, lengths, steps=LRA_STEPS, lr=8.0,
                                    beta=0.5, **static).compile()
-  single = estimate(config, dataclasses.replace(HARDWARE['gpu_a100_80gb'], chips=1), frames)
+  single = estimate(config, HARDWARE['gpu_a100_80gb'], frames)   # one device
   return {'dtype': jnp.dtype(dtype).name, 'seq_len': seq_len, 'prefill': _buffers_mb(read),
           'lra_step': _buffers_mb(lra),
           'model_lra_activations_gb': single['lra_activations_gb_per_device']}
@@ -259,12 +261,13 @@ def measure(config: LlavaConfig, frames: int, layers, repeats: int, dtype) -> di
                             'dtype': jnp.dtype(dtype).name, 'init_s': init_s}
   rng = np.random.default_rng(0)
   pixels = jnp.asarray(rng.standard_normal((frames, size, size, 3)), dtype)
-  base = _grounder(backend, 'base', layers)
   visual = pipeline.encode_video(backend.model, params, pixels)
-  ids, lengths = base._pack([prompts.yes_no_question(QUERY), prompts.CAPTION_PROMPT],
-                            num_visual)
+  ids, lengths, visual_start = prompts.pack_prompts(
+      tokenizer, 'qwen_1_5', [prompts.yes_no_question(QUERY), prompts.CAPTION_PROMPT],
+      num_visual, backend.pad_id, seq_len)
   args = (backend.model, params, visual, jnp.zeros_like(visual), ids, lengths)
-  static = dict(start=base.start, token_indices=(-3,), answer_ids=(backend.yes_id, backend.no_id))
+  static = dict(start=visual_start, token_indices=(-3,),
+                answer_ids=(backend.yes_id, backend.no_id))
   start = time.perf_counter()
   prefill = pipeline.prefill.lower(*args, **static).compile()
   result['prefill_compile_s'] = time.perf_counter() - start
@@ -288,9 +291,9 @@ def measure(config: LlavaConfig, frames: int, layers, repeats: int, dtype) -> di
     first_s = time.perf_counter() - start
     seconds, cpu_s, steal = r2_bench._median_seconds(
         lambda: grounder.ground(pixels, QUERY, masks)['track_scores'], repeats)
+    gflop = query_flops(config, frames, seq_len, setting) / 1e9
     result[f'query_{setting}'] = {'s': seconds, 'cpu_s': cpu_s, 'steal_fraction': steal,
-                                  'first_call_s': first_s,
-                                  'model_gflop': query_flops(config, frames, seq_len, setting) / 1e9}
+                                  'first_call_s': first_s, 'model_gflop': gflop}
   result['peak_rss_mb'] = r2_bench._maxrss_mb()
   return result
 
