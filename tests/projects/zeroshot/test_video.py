@@ -12,6 +12,7 @@ import pytest
 
 from jaxvg.data.records import AnnotationError
 from jaxvg.data.synthetic_tubes import write_video
+from jaxvg.errors import UserError
 from jaxvg.modules.pooling import bilinear_resize_matrix
 from jaxvg import plotting_tubes
 from jaxvg.projects.zeroshot import plotting, proposals, runner
@@ -85,6 +86,15 @@ def test_frames_past_the_video_end_stop_before_the_model_loads(tmp_path):
   with pytest.raises(AnnotationError, match=r"field 'frames': frame 12 is past the last frame"):
     video_lib.ground_video(config, str(tmp_path / 'run'), UserVideo(video, ('q',), tracks))
   assert not (tmp_path / 'run').exists()
+
+
+def test_queries_and_proposals_are_required(tmp_path):
+  video, tracks = write_inputs(tmp_path)
+  config = load_config('zeroshot/synthetic.py:tiny')
+  with pytest.raises(UserError, match='no --query given'):
+    video_lib.ground_video(config, None, UserVideo(video, (), tracks))
+  with pytest.raises(UserError, match='--proposals is required'):
+    video_lib.ground_video(config, None, UserVideo(video, ('q',), None))
 
 
 def test_heat_overlay_colours_where_the_map_is_high():
