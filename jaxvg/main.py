@@ -5,7 +5,8 @@ Modes:
   eval     score the latest (or --checkpoint best, or a released checkpoint's path) on the val
            split; writes nothing
   predict  write the val split's submission file; or, with --video and --query, ground a query
-           in one video and write its windows, JSON and a plot
+           in one video and write its windows (or tube), JSON and a plot; a system that scores
+           candidate tubes reads them from --proposals
   info     model summary (last line: trainable parameters: N); with a workdir also the latest
            checkpoint's step and the SHA-256 of its parameters; writes nothing
 
@@ -39,6 +40,9 @@ _MULTIHOST = flags.DEFINE_bool(
     'JAX_NUM_PROCESSES and JAX_PROCESS_ID).')
 _VIDEO = flags.DEFINE_string('video', None, 'predict: a video file to ground --query in.')
 _QUERY = flags.DEFINE_multi_string('query', None, 'predict: query text (repeatable).')
+_PROPOSALS = flags.DEFINE_string(
+    'proposals', None, 'predict --video: candidate tubes of the video, for a system that scores '
+    'them (zero-shot STVG; format in docs/zeroshot.md).')
 
 OVERRIDE_PREFIX = '--config.'
 
@@ -94,7 +98,7 @@ def split_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 @cli_boundary
 def run(mode: str, config_spec: str | None, overrides: Sequence[str], workdir: str | None,
         checkpoint: str, init_from: str | None, video: str | None,
-        queries: Sequence[str]) -> int:
+        queries: Sequence[str], proposals: str | None = None) -> int:
   """Everything after flag parsing; a `UserError` anywhere ends as one `error:` line, exit 2."""
   if not config_spec:
     raise UserError('--config is required (e.g. --config configs/r2tuning/synthetic.py)')
@@ -103,9 +107,14 @@ def run(mode: str, config_spec: str | None, overrides: Sequence[str], workdir: s
   config.lock()
   from jaxvg import registry
   task = registry.get_task(config.task)
+  if proposals and not video:
+    raise UserError('--proposals needs --video (the video whose candidate tubes it holds)')
   if task.runner is not None:
-    task.runner(config, workdir, mode)
+    user_video = registry.UserVideo(video, tuple(queries), proposals) if video else None
+    task.runner(config, workdir, mode, user_video)
     return 0
+  if proposals:
+    raise UserError(f'--proposals: task {task.name!r} grounds without candidate tubes')
   from jaxvg.train import trainer  # imported after distributed initialisation
   if mode == 'info':
     print(trainer.info(config, workdir))
@@ -148,7 +157,7 @@ def main(argv: list[str]) -> int:
   if _MULTIHOST.value:
     initialize_distributed()
   return run(_MODE.value, _CONFIG.value, _OVERRIDES, _WORKDIR.value, _CHECKPOINT.value,
-             _INIT_FROM.value, _VIDEO.value, _QUERY.value or [])
+             _INIT_FROM.value, _VIDEO.value, _QUERY.value or [], _PROPOSALS.value)
 
 
 _OVERRIDES: list[str] = []

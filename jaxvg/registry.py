@@ -94,6 +94,16 @@ class Training:
   make_optimizer: Callable[[Config, int, Any], Any] | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class UserVideo:
+  """`--mode predict --video PATH --query Q [--query Q2 ...] [--proposals FILE]`: queries to
+  ground in one user's video, handed to a task's `runner` (`proposals`: the candidate tubes of a
+  system that scores them, else None)."""
+  path: str
+  queries: tuple[str, ...]
+  proposals: str | None = None
+
+
 def no_frozen_backbone(config: Config) -> FrozenBackbone | None:
   del config
   return None
@@ -124,8 +134,9 @@ class Task:
     frozen_backbone: config -> the `FrozenBackbone` the step runs, or None.
     sharding_rules: config -> rules for the trainable parameters (default: replicated).
     training: `Training`, or None for a system that is never trained.
-    runner: (config, workdir, mode) -> None for a system with its own loop (no train step);
-      the engine hands it every mode.
+    runner: (config, workdir, mode, video) -> None for a system with its own loop (no train
+      step); the engine hands it every mode, and `video` (a `UserVideo`, else None) when the
+      command names one.
     video_predictor: (run, params, **options) -> the object behind `jaxvg.Predictor` for one
       user video: `encode_video(path)`, `predict(queries, video)`, `plot(rows, video, path)`,
       `describe(rows, video)`, and a static `check_queries(queries)`; or None.
@@ -139,7 +150,7 @@ class Task:
   frozen_backbone: Callable[[Config], FrozenBackbone | None] = no_frozen_backbone
   sharding_rules: Callable[[Config], ShardingRules] = no_sharding_rules
   training: Training | None = None
-  runner: Callable[[Config, str, str], Any] | None = None
+  runner: Callable[[Config, str | None, str, UserVideo | None], Any] | None = None
   video_predictor: Callable[..., Any] | None = None
 
 

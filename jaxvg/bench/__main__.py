@@ -1,6 +1,7 @@
 """Runs the benchmark suites, prints one table and writes JSON.
 
-  python -m jaxvg.bench [--only r2tuning,sdst,clip,data,evaluation] [--json out.json] [--quick]
+  python -m jaxvg.bench [--only r2tuning,sdst,clip,data,evaluation,zeroshot] [--json out.json]
+                        [--quick]
                         [--official_step_s S]
   python -m jaxvg.bench --serve_train_steps   # one headline step per stdin line (see below)
 
@@ -26,7 +27,7 @@ from jaxvg import hugepages
 from jaxvg.bench import host
 from jaxvg.errors import UserError, cli_boundary
 
-SUITES = ('r2tuning', 'sdst', 'clip', 'data', 'evaluation')
+SUITES = ('r2tuning', 'sdst', 'clip', 'data', 'evaluation', 'zeroshot')
 
 
 def _default_shared() -> str:
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
                       help=f'comma-separated subset of {",".join(SUITES)}')
   parser.add_argument('--json', default='', help='write the results here')
   parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--quick', action='store_true', help='r2tuning: the headline case only')
+  parser.add_argument('--quick', action='store_true', help='r2tuning: the headline case only; '
+                      'zeroshot: the reduced case on any backend')
   parser.add_argument('--official_step_s', type=float, default=None,
                       help='official PyTorch R²-Tuning step (batch 8) timed on this machine; '
                       'default: the shared README figure from another machine of this kind')
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
   if 'evaluation' in only:
     from jaxvg.bench import evaluation
     suites['evaluation'] = lambda: evaluation.run(args.shared, args.repeats)
+  if 'zeroshot' in only:
+    from jaxvg.bench import zeroshot
+    suites['zeroshot'] = lambda: zeroshot.run(args.repeats, gflops, args.quick)
   for name, suite in suites.items():
     results[name] = suite()
   results['load_average_1min_end'] = os.getloadavg()[0]

@@ -78,7 +78,7 @@ def read_safetensors_folder(folder: str | pathlib.Path) -> dict[str, np.ndarray]
 
 
 # Towers of the original (style C) configs, which name the tower instead of describing it.
-_KNOWN_TOWERS = {
+KNOWN_TOWERS = {
     'siglip-so400m-patch14-384': ViTConfig.siglip(
         image_size=384, patch_size=14, hidden_size=1152, intermediate_size=4304, num_layers=26,
         num_heads=16),
@@ -132,10 +132,10 @@ def config_from_hf(cfg: dict[str, Any], **overrides) -> LlavaConfig:
                 drop_class_token=cfg.get('vision_feature_select_strategy', 'default') == 'default',
                 projector_act=cfg.get('projector_hidden_act', 'gelu'))
   else:  # original LLaVA-NeXT: names the tower, describes the LM at the top level
-    tower = next((v for k, v in _KNOWN_TOWERS.items() if k in cfg.get('mm_vision_tower', '')), None)
+    tower = next((v for k, v in KNOWN_TOWERS.items() if k in cfg.get('mm_vision_tower', '')), None)
     if tower is None:
       raise CheckpointError(f"unknown mm_vision_tower {cfg.get('mm_vision_tower')!r}; "
-                            f'known: {sorted(_KNOWN_TOWERS)}')
+                            f'known: {sorted(KNOWN_TOWERS)}')
     vision, decoder = tower, _decoder_config(cfg, tie_default=False)
     arch = dict(pool_mode=cfg.get('mm_spatial_pool_mode', 'bilinear'),
                 pool_stride=cfg.get('mm_spatial_pool_stride', 2), pool_before_projector=False,

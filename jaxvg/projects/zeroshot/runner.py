@@ -9,8 +9,10 @@ frames with the span between the first and last selected frames. Rows go to
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,8 @@ from jaxvg.modules.vit import preprocess_frames
 from jaxvg.postprocess.tubes import tube_row
 from jaxvg.projects.zeroshot import config as zs_config
 from jaxvg.projects.zeroshot import convert, pipeline, prompts
+from jaxvg.projects.zeroshot.proposals import box_mask
+from jaxvg.registry import UserVideo
 
 
 def _rle_counts(counts: str | list[int]) -> list[int]:
@@ -64,8 +68,13 @@ def sample_indices(num_proposal_frames: int, num_frames: int) -> np.ndarray:
 
 
 def tube_masks(tubes: CandidateTubes, samples: np.ndarray) -> np.ndarray:
-  """(P, F, H, W) float32 masks of every track on the sampled proposal frames."""
-  return np.stack([np.stack([rle_decode(track[s]) for s in samples]) for track in tubes.rles]
+  """(P, F, H, W) float32 masks of every track on the sampled proposal frames: its RLEs, or its
+  boxes' rectangles where a track has no RLE (a user's tracks file, `proposals.read_tracks`)."""
+  def mask(p: int, s: int) -> np.ndarray:
+    rle = tubes.rles[p][s]
+    return rle_decode(rle) if rle is not None else box_mask(tubes.boxes[p, s], tubes.height,
+                                                            tubes.width)
+  return np.stack([np.stack([mask(p, s) for s in samples]) for p in range(len(tubes.rles))]
                   ).astype(np.float32)
 
 
@@ -84,6 +93,59 @@ def build_grounder(config: ml_collections.ConfigDict) -> pipeline.Grounder:
   return pipeline.Grounder(backend, grounding)
 
 
+@dataclasses.dataclass(frozen=True)
+class GroundedTube:
+  """One query grounded among a video's candidate tubes.
+
+  Attributes:
+    tubes: the candidates (frame_ids in the file's units).
+    samples: (F,) indices into `tubes.frame_ids` of the frames the MLLM read.
+    frames: (F, h, w, 3) uint8 those frames as decoded (short side = the tower's input size).
+    out: `Grounder.ground`'s output (track, span over the F samples, scores, maps).
+  """
+  tubes: CandidateTubes
+  samples: np.ndarray
+  frames: np.ndarray
+  out: dict[str, Any]
+
+  @property
+  def track(self) -> int:
+    return self.out['track']
+
+  @property
+  def span(self) -> tuple[int, int]:
+    """First and last frame of the span, in the file's frame units."""
+    first, last = self.out['span']
+    return int(self.tubes.frame_ids[self.samples[first]]), int(
+        self.tubes.frame_ids[self.samples[last]])
+
+  def row(self, qid: Any, convention: str) -> dict[str, Any]:
+    """The submission row: the chosen track's boxes on its frames (on every frame if it has no
+    box anywhere), the span between the first and last selected frames."""
+    boxes = self.tubes.boxes[self.track]
+    shown = np.flatnonzero(np.any(boxes > 0, axis=-1))
+    shown = shown if len(shown) else np.arange(len(self.tubes.frame_ids))
+    return tube_row(qid, self.span, self.tubes.frame_ids[shown], boxes[shown], convention)
+
+
+def ground_tubes(grounder: pipeline.Grounder, video_path: str, tubes: CandidateTubes, query: str,
+                 decomposition: dict | None, num_frames: int, frame_unit: int = 1
+                 ) -> GroundedTube:
+  """Samples `num_frames` of the candidates' frames uniformly (the official
+  `np.linspace(0, n - 1, num_frames)`, repeats when n < num_frames), decodes them (raw frame =
+  file frame × `frame_unit`) and grounds `query` among the tubes."""
+  vision = grounder.llava_config.vision
+  samples = sample_indices(len(tubes.frame_ids), num_frames)
+  unique, inverse = np.unique(tubes.frame_ids[samples] * frame_unit, return_inverse=True)
+  try:
+    frames = decode_frames_at(video_path, unique, vision.image_size, max_ratio=100.0)[inverse]
+  except ValueError as e:   # the candidates name frames past the video's end
+    raise UserError(str(e)) from None
+  pixels = preprocess_frames(jnp.asarray(frames), vision)
+  out = grounder.ground(pixels, query, tube_masks(tubes, samples), decomposition)
+  return GroundedTube(tubes, samples, frames, out)
+
+
 def predict(config: ml_collections.ConfigDict, grounder: pipeline.Grounder | None = None
             ) -> tuple[list[dict], list[dict]]:
   """(submission rows, ground-truth rows) of the configured split."""
@@ -99,36 +161,30 @@ def predict(config: ml_collections.ConfigDict, grounder: pipeline.Grounder | Non
     records = records[:d.max_records]
   decompositions = prompts.load_decompositions(d.decompositions) if d.decompositions else {}
   grounder = grounder or build_grounder(config)
-  vision = grounder.llava_config.vision
   rows = []
   for record in records:
     tubes = read_proposals(proposals_path(data_dir, record.vid))
     if not len(tubes.track_ids):
       raise UserError(f'{record.vid}: no candidate tubes in its proposal file')
-    samples = sample_indices(len(tubes.frame_ids), d.num_frames)
-    raw = decode_frames_at(os.path.join(videos_dir, record.vid),
-                           tubes.frame_ids[samples] * d.proposal_frame_unit, vision.image_size,
-                           max_ratio=100.0)
-    pixels = preprocess_frames(jnp.asarray(raw), vision)
-    out = grounder.ground(pixels, record.query, tube_masks(tubes, samples),
-                          decompositions.get(record.vid))
-    first, last = out['span']
-    track = out['track']
-    shown = np.flatnonzero(np.any(tubes.boxes[track] > 0, axis=-1))
-    shown = shown if len(shown) else np.arange(len(tubes.frame_ids))
-    span = (tubes.frame_ids[samples[first]], tubes.frame_ids[samples[last]])
-    rows.append(tube_row(record.qid, span, tubes.frame_ids[shown], tubes.boxes[track, shown],
-                         record.convention))
+    grounded = ground_tubes(grounder, os.path.join(videos_dir, record.vid), tubes, record.query,
+                            decompositions.get(record.vid), d.num_frames, d.proposal_frame_unit)
+    rows.append(grounded.row(record.qid, record.convention))
   return rows, [r.to_json() for r in records]
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | None, mode: str) -> dict | None:
-  """The engine's entry for this task: only `predict` (grounding, then the official metrics)."""
+def run(config: ml_collections.ConfigDict, workdir: str | None, mode: str,
+        video: UserVideo | None = None) -> dict | None:
+  """The engine's entry for this task: only `predict`, of the split (grounding, then the official
+  metrics) or of a user's video (`video.ground_video`)."""
   if mode == 'info':
     print(f'zero-shot STVG with {config.model.folder or "<no model folder>"}: nothing to train')
     return None
   if mode != 'predict':
     raise UserError(f'the zero-shot system has no {mode!r} mode (no training); use --mode predict')
+  if video is not None:
+    from jaxvg.projects.zeroshot.video import ground_video
+    ground_video(config, workdir, video)
+    return None
   if not workdir:
     raise UserError('--workdir is required for --mode predict')
   rows, gt_rows = predict(config)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from jax.sharding import PartitionSpec as P
 
-from jaxvg.train.mesh import DATA_AXIS, MODEL_AXIS
+# The mesh axes of the engine contract (`jaxvg.registry.ShardingRules`), named here rather than
+# imported from `jaxvg.train.mesh`: a project sits below the engine and never imports from it.
+DATA_AXIS, MODEL_AXIS = 'data', 'model'
 
 _COLUMN = r'(q_proj|k_proj|v_proj|gate_proj|up_proj|fc1|linear_1)'
 _ROW = r'(o_proj|down_proj|out_proj|fc2|linear_2)'

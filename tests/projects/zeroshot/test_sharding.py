@@ -85,3 +85,7 @@ def test_real_sizes_split_evenly_over_eight_chips(name):
     shardings = mesh_lib.param_shardings(mesh, shapes, sharding.rules(fsdp=True))
     # shard_shape raises on a dimension the mesh axis does not divide.
     jax.tree.map(lambda sh, leaf: sh.shard_shape(leaf.shape), shardings, shapes)
+
+
+def test_rules_name_the_engine_mesh_axes():
+  assert (sharding.DATA_AXIS, sharding.MODEL_AXIS) == (mesh_lib.DATA_AXIS, mesh_lib.MODEL_AXIS)
