@@ -142,7 +142,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   results = {}
   for name in only:
     results[name] = train(configs[name], root / name)
-    print(f'{name}: {results[name]["wall_s"]:.0f} s')
+    done = len(results[name]['epochs'])
+    print(f'{name}: {done} epochs, {results[name]["wall_s"]:.0f} s')
+    if done < configs[name].train.epochs:   # stopped early (SIGTERM): rerun to resume
+      break
   print(format_table(results))
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
