@@ -1,12 +1,17 @@
 """One PNG per video that a newcomer can read without knowing the model.
 
 For each query, one panel of three rows sharing the time axis:
-  - the query, and one line saying how to read the panel;
+  - the query, one line saying how to read the panel, and a legend of what is drawn;
   - a film strip: one frame per clip (evenly subsampled for long videos), placed at its time;
-  - the per-clip match score (the model's saliency: σ(clip confidence) × cosine(clip, query),
-    so about -1 to 1, higher = the clip matches the query better; only the ranking matters),
-    with a zero line, and the top predicted moments shaded on both rows, each labelled with
-    its rank, time span and confidence (0-1).
+  - the per-clip match on a 0-1 scale, and the top predicted moments shaded on both rows, each
+    labelled with its rank, time span and confidence (0-1).
+
+The match is the model's saliency put on the scale it was trained on: both systems learn it
+with an InfoNCE over the clips of a video at temperature τ, so softmax(saliency / τ) over the
+clips is the model's belief of where the query is; the plot divides it by its largest value,
+exp((s - max s) / τ): 1 is the best-matching clip, 0.5 a clip half as likely. (The raw
+saliency, a cosine-like score of about -1 to 1, is meaningful only by its ranking and stays in
+the rows.)
 
 Matplotlib runs on the Agg backend (no display needed); the figure size is fixed, so the PNG is
 WIDTH_PX wide and ROW_HEIGHT_PX high per query.
@@ -23,9 +28,19 @@ DPI = 100
 WIDTH_PX = 1000
 ROW_HEIGHT_PX = 420
 TOP_WINDOWS = 3
+TEMPERATURE = 0.07   # the saliency InfoNCE temperature of R²-Tuning's and SDST's configs
 _COLOURS = ('tab:orange', 'tab:green', 'tab:purple', 'tab:red', 'tab:brown')
 _HOW_TO_READ = ('Top: the video over time.  Bottom: how well each clip matches the query '
-                '(higher = better).  Shaded: the top moments the model predicts.')
+                '(1 = the best clip).  Shaded: the top moments the model predicts.')
+
+
+def relative_match(saliency: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:
+  """Per-clip saliency -> softmax over the clips at `temperature`, divided by its maximum:
+  exp((s - max s) / τ) in (0, 1], 1 at the best-matching clip."""
+  saliency = np.asarray(saliency, np.float64)
+  if saliency.size == 0:
+    return saliency
+  return np.exp((saliency - saliency.max()) / temperature)
 
 
 def _film_strip(thumbnails: np.ndarray, count: int) -> np.ndarray:
@@ -36,10 +51,13 @@ def _film_strip(thumbnails: np.ndarray, count: int) -> np.ndarray:
   return np.concatenate(list(thumbnails[clips]), axis=1)
 
 
-def _draw_query(fig: Any, grid: Any, row: dict, video: Any, top: int) -> None:
-  """The film strip and the score plot of one query, with its title and the top moments."""
-  scores = np.asarray(row['pred_saliency_scores'], np.float64)
-  times = (np.arange(len(scores)) + 0.5) / video.fps
+def _draw_query(fig: Any, grid: Any, row: dict, video: Any, top: int, temperature: float
+                ) -> None:
+  """The film strip and the match plot of one query, with its title, legend and top moments."""
+  from matplotlib.lines import Line2D
+  from matplotlib.patches import Patch
+  match = relative_match(row['pred_saliency_scores'], temperature)
+  times = (np.arange(len(match)) + 0.5) / video.fps
   windows = row.get('pred_relevant_windows', [])[:top]
   duration = float(video.duration)
 
@@ -53,25 +71,18 @@ def _draw_query(fig: Any, grid: Any, row: dict, video: Any, top: int) -> None:
   strip_ax.tick_params(labelbottom=False, labelsize=8)
   strip_ax.set_ylabel('video', fontsize=9)
   query = textwrap.shorten(str(row.get('query', '')), 100)
-  strip_ax.set_title(f'Query: "{query}"', fontsize=12, fontweight='bold', loc='left', pad=34)
-  strip_ax.text(0, 1.2, _HOW_TO_READ, transform=strip_ax.transAxes, fontsize=8.5, color='0.3',
-                va='bottom')
-  legend = [('Top moments:', '0.2')] + [
-      (f'#{rank + 1} {start:.0f}-{end:.0f} s (confidence {confidence:.2f})',
-       _COLOURS[rank % len(_COLOURS)]) for rank, (start, end, confidence) in enumerate(windows)]
-  x = 0.0
-  for text, colour in legend if windows else [('No moment predicted.', '0.2')]:
-    strip_ax.text(x, 1.04, text, transform=strip_ax.transAxes, fontsize=9,
-                  color=colour, fontweight='bold', va='bottom')
-    x += 0.0085 * len(text) + 0.02
+  # From the top: title, how to read the panel, the legend (two lines), the film strip.
+  strip_ax.set_title(f'Query: "{query}"', fontsize=12, fontweight='bold', loc='left', pad=46)
+  strip_ax.annotate(_HOW_TO_READ, xy=(0, 1), xycoords='axes fraction', xytext=(0, 30),
+                    textcoords='offset points', fontsize=8.5, color='0.3', va='bottom')
 
   ax = fig.add_subplot(grid[1], sharex=strip_ax)
-  ax.axhline(0, color='0.6', lw=0.8)
-  ax.plot(times, scores, color='tab:blue', marker='.', lw=1.6)
-  low, high = min(scores.min(initial=0.0), 0.0), max(scores.max(initial=0.0), 0.0)
-  pad = 0.15 * (high - low) or 0.1
-  ax.set_ylim(low - pad, high + pad)
-  for rank, (start, end, _) in enumerate(windows):
+  ax.plot(times, match, color='tab:blue', marker='.', lw=1.6)
+  ax.set_ylim(-0.05, 1.12)
+  ax.set_yticks([0, 0.5, 1])
+  handles = [Line2D([], [], color='tab:blue', marker='.', lw=1.6,
+                    label='match per clip (softmax of the saliency, 1 = best clip)')]
+  for rank, (start, end, confidence) in enumerate(windows):
     colour = _COLOURS[rank % len(_COLOURS)]
     strip_ax.axvspan(start, end, color=colour, alpha=0.25, lw=0)
     for edge in (start, end):
@@ -79,18 +90,24 @@ def _draw_query(fig: Any, grid: Any, row: dict, video: Any, top: int) -> None:
     ax.axvspan(start, end, color=colour, alpha=0.3, lw=0)
     ax.text((start + end) / 2, 0.98 - 0.1 * rank, f'#{rank + 1}', color=colour, ha='center',
             va='top', transform=ax.get_xaxis_transform(), fontsize=9, fontweight='bold')
+    handles.append(Patch(color=colour, alpha=0.5,
+                         label=f'moment #{rank + 1}: {start:.0f}-{end:.0f} s, '
+                               f'confidence {confidence:.2f}'))
+  if not windows:
+    handles.append(Patch(color='none', label='no moment predicted'))
+  strip_ax.legend(handles=handles, loc='lower left', bbox_to_anchor=(0, 1.0), ncol=2,
+                  fontsize=8, frameon=False, borderaxespad=0.2, handlelength=1.5,
+                  columnspacing=1.2)
   ax.set_xlim(0, duration)
   ax.set_xlabel('time in the video (seconds)', fontsize=9)
-  ax.set_ylabel('match score per clip\n(higher = better)', fontsize=9)
-  if scores.max(initial=0.0) <= 0:
-    ax.text(0.01, 0.04, 'No clip scores above 0: nothing in the video clearly matches the query.',
-            transform=ax.transAxes, fontsize=8.5, color='0.3', va='bottom')
+  ax.set_ylabel('match with the query\n(0-1, 1 = best clip)', fontsize=9)
   ax.tick_params(labelsize=8)
 
 
 def plot_predictions(rows: Sequence[dict], video: Any, path: str | pathlib.Path,
-                     top: int = TOP_WINDOWS) -> pathlib.Path:
-  """Writes the PNG of `rows` (predict() output) on `video` (an EncodedVideo); returns its path."""
+                     top: int = TOP_WINDOWS, temperature: float = TEMPERATURE) -> pathlib.Path:
+  """Writes the PNG of `rows` (predict() output) on `video` (an EncodedVideo); returns its path.
+  `temperature`: the one the model's saliency was trained with (`config.loss.temperature`)."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -100,13 +117,13 @@ def plot_predictions(rows: Sequence[dict], video: Any, path: str | pathlib.Path,
   height = ROW_HEIGHT_PX * n
   fig = plt.figure(figsize=(WIDTH_PX / DPI, height / DPI), dpi=DPI)
   # Fixed pixel margins: room for each query's title lines above it and the time axis below.
-  above, below = 100, 50
+  above, below = 120, 50
   panel = (height - n * (above + below)) / n
   outer = fig.add_gridspec(n, 1, hspace=(above + below) / panel, left=0.1, right=0.98,
                            top=1 - above / height, bottom=below / height)
   for i, row in enumerate(rows):
     grid = outer[i].subgridspec(2, 1, height_ratios=[1.2, 2.0], hspace=0.06)
-    _draw_query(fig, grid, row, video, top)
+    _draw_query(fig, grid, row, video, top, temperature)
   fig.savefig(path, dpi=DPI)
   plt.close(fig)
   return path

@@ -13,8 +13,8 @@ NUM_CLIPS = 8
 REPO = ROOT
 
 
-def synthetic_config(size: str):
-  return load_config(f'r2tuning/synthetic.py:{size}')
+def synthetic_config(size: str, system: str = 'r2tuning'):
+  return load_config(f'{system}/synthetic.py:{size}')
 
 
 def write_mp4(frames: np.ndarray, path: pathlib.Path, seconds_per_frame: float = 2.0,

@@ -43,9 +43,15 @@ def base() -> ml_collections.ConfigDict:
                                 # [assumed].
   m.query_pos = 'span_sine'     # query position from the span (DAB-DETR) [assumed]; alt. 'none'.
   m.span_head_layers = 3        # span-refinement MLP depth [assumed] (DETR box MLP).
+  m.span_head_zero_init = True  # its last layer starts at zero, so every step starts at its
+                                # reference [assumed] (Deformable DETR); False: PyTorch's init.
+  m.class_prior = 0.01          # σ(class logit) at init, via the bias [assumed] (focal-loss
+                                # detectors: Deformable DETR 0.01); 0.5: a zero bias.
   m.detach_spans = True         # stop-gradient on R between steps [assumed] (Deformable DETR).
   m.text_pooling = 'mean'       # pooled text for saliency: 'mean' over valid tokens [assumed];
                                 # alt. 'attention' (R²-Tuning's AdaPooling).
+  m.max_num_clips = 1024        # longest video `jaxvg.Predictor` grounds, in clips (bounds its
+                                # memory; the model itself has no length limit).
   m.scan = True                 # nn.scan over steps (False: a Python loop, same parameters).
   m.scan_unroll = 0             # scan unroll factor; 0 = all K steps.
 

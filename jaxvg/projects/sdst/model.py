@@ -28,6 +28,7 @@ from flax import linen as nn
 
 from jaxvg.modules.attention import MultiHeadAttention
 from jaxvg.modules.deformable import DeformableSpanAttention, ReferenceDeformableSelfAttention
+from jaxvg.modules import init
 from jaxvg.modules.droppath import DropPath
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear
 from jaxvg.modules.pooling import AdaPooling
@@ -68,16 +69,21 @@ class InputProjection(nn.Module):
 
 
 class Mlp(nn.Module):
-  """Linear → ReLU → … → Linear (DETR's box MLP)."""
+  """Linear → ReLU → … → Linear (DETR's box MLP); `zero_last`: the last layer starts at zero
+  (Deformable DETR's box refinement: each step starts from its reference span)."""
   dims: int
   out_dims: int
   num_layers: int
+  zero_last: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i in range(self.num_layers - 1):
       x = nn.relu(Linear(self.dims, x.shape[-1], name=f'fc{i}')(x))
-    return Linear(self.out_dims, x.shape[-1], name=f'fc{self.num_layers - 1}')(x)
+    name = f'fc{self.num_layers - 1}'
+    if self.zero_last:
+      return nn.Dense(self.out_dims, kernel_init=nn.initializers.zeros, name=name)(x)
+    return Linear(self.out_dims, x.shape[-1], name=name)(x)
 
 
 class SparseLayer(nn.Module):
@@ -156,8 +162,11 @@ class SDSTStep(nn.Module):
         hidden, spans, t, query_mask, evidence, video_mask, pe)
 
     # Shared heads: foreground logit, span refinement in inverse-sigmoid space, actionness.
-    logits = Linear(1, cfg.dims, name='class_head')(hidden)[..., 0]
-    delta = Mlp(cfg.dims, 2, cfg.span_head_layers, name='span_head')(hidden)
+    logits = nn.Dense(1, kernel_init=init.torch_kernel_init,
+                      bias_init=nn.initializers.constant(prior_logit(cfg.class_prior)),
+                      name='class_head')(hidden)[..., 0]
+    delta = Mlp(cfg.dims, 2, cfg.span_head_layers, cfg.span_head_zero_init,
+                name='span_head')(hidden)
     new_spans = jax.nn.sigmoid(inverse_sigmoid(spans) + delta)
     actionness = Linear(1, cfg.dims, name='actionness_head')(hidden)[..., 0]
     if cfg.text_pooling == 'mean':
@@ -239,6 +248,14 @@ class SDST(nn.Module):
     outputs['saliency'] = outputs['saliency_steps'][:, -1]
     outputs.update(dense=dense, video_mask=video_mask)
     return outputs
+
+
+def prior_logit(prior: float) -> float:
+  """The class-head bias at which σ(logit) = `prior` (focal-loss detectors start every query as
+  background); 0 for prior 0.5."""
+  if not 0 < prior < 1:
+    raise ValueError(f'config.model.class_prior must be in (0, 1), got {prior}')
+  return -math.log((1 - prior) / prior)
 
 
 def masked_cosine(a: jax.Array, b: jax.Array, eps: float = 1e-8) -> jax.Array:

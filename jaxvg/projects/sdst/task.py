@@ -11,6 +11,7 @@ from jaxvg.data import temporal
 from jaxvg.projects.sdst.losses import loss_fn
 from jaxvg.projects.sdst.model import SDST
 from jaxvg.projects.sdst.postprocess import postprocess
+from jaxvg.projects.sdst.predictor import VideoPredictor
 
 
 def build_model(config: ml_collections.ConfigDict) -> SDST:
@@ -25,4 +26,5 @@ TASK = registry.Task(
     postprocess=postprocess,
     frozen_backbone=frozen_clip,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout', 'droppath')),
+    video_predictor=VideoPredictor,
 )

@@ -90,3 +90,23 @@ def test_clip_token_features_are_pooled():
   np.testing.assert_array_equal(pool_clip_tokens(tokens[:, :, :, 0], 'mean'), tokens[:, :, :, 0])
   with pytest.raises(ValueError, match='clip_pooling'):
     pool_clip_tokens(tokens, 'max')
+
+
+def test_detector_initialisation():
+  """class_prior sets the class bias (σ = prior for a zero hidden state, Deformable DETR); a
+  zero-initialised span head leaves every step's span at the learned initial reference; both
+  off give PyTorch's default init."""
+  config = tiny_config()
+  batch = collate(_samples(config), 12, 6, 3)
+  params = _init(config, batch)
+  bias = params['params']['step']['class_head']['bias']
+  np.testing.assert_allclose(jax.nn.sigmoid(bias), config.model.class_prior, rtol=1e-5)
+  outputs = SDST(config.model).apply(params, batch)
+  initial = np.asarray(jax.nn.sigmoid(params['params']['query_spans']))
+  for step in range(config.model.num_layers):
+    np.testing.assert_allclose(outputs['spans'][:, step], np.stack([initial] * 2), rtol=1e-5)
+  config = tiny_config(class_prior=0.5, span_head_zero_init=False)
+  params = _init(config, batch)
+  assert np.all(params['params']['step']['class_head']['bias'] == 0)
+  outputs = SDST(config.model).apply(params, batch)
+  assert not np.allclose(outputs['spans'][:, 0], outputs['spans'][:, -1])
