@@ -12,6 +12,7 @@ from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
 from jaxvg.projects.cgstvg.optim import make_optimizer, param_labels
 from jaxvg.projects.cgstvg.postprocess import postprocess
+from jaxvg.projects.cgstvg.predictor import VideoPredictor
 
 
 def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
@@ -41,4 +42,5 @@ TASK = registry.Task(
     load_weights=load_params,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
                                param_labels=param_labels, make_optimizer=make_optimizer),
+    video_predictor=VideoPredictor,
 )
