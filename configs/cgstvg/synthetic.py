@@ -64,6 +64,9 @@ def get_config(size: str = 'default'):
   c.train.log_every = 10
   c.train.checkpoint_every = 500
   if size == 'tiny':                # seconds per epoch (tests, the notebook's CI run)
+    c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1
+    d.max_frames, d.frame_buckets = 8, (8,)
+    c.train.batch_size = c.train.eval_batch_size = 8   # divides the test suite's 8 CPU devices
     c.train.epochs = 1
     c.train.log_every = 1
     c.optim.decay_epochs = ()

@@ -17,7 +17,8 @@ Host metadata: qid, vid, query, frame_ids (B, T) raw indices, frame_mask, width,
 sample_mask: what `jaxvg.postprocess.tubes.postprocess_tubes` needs.
 
 `TubeData` wires both into the engine as a `jaxvg.registry.DataAdapter` (config.data:
-frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len).
+frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len, tokenizer, and the
+training augmentation's flip_prob, flip_whole_words, train_scales, train_max_size).
 """
 from __future__ import annotations
 
