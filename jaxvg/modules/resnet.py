@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxvg.modules import init
 
 # Blocks per stage; 'resnet14' (one block each) is a toy for CPU runs, not a torchvision model.
 RESNET_STAGES = {'resnet14': (1, 1, 1, 1), 'resnet50': (3, 4, 6, 3), 'resnet101': (3, 4, 23, 3)}
@@ -34,11 +33,17 @@ class FrozenBatchNorm(nn.Module):
     return x * scale + (bias - mean * scale)
 
 
+# torchvision's ResNet initialisation (`kaiming_normal_(mode='fan_out', nonlinearity='relu')`):
+# activations keep their scale through frozen identity batch norms, so a toy ResNet trains from
+# scratch (PyTorch's default conv init shrinks them ~sqrt(6)x per conv).
+RESNET_CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
 def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-  """Bias-free conv with torchvision's padding (k // 2) and PyTorch's default init."""
+  """Bias-free conv with torchvision's padding (k // 2) and ResNet initialisation."""
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                 use_bias=False, kernel_init=init.torch_kernel_init, name=name)
+                 use_bias=False, kernel_init=RESNET_CONV_INIT, name=name)
 
 
 class Bottleneck(nn.Module):
