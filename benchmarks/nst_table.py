@@ -1,7 +1,7 @@
 """NST's table on the synthetic mixed-quality benchmark (`jaxvg.bench.nst`): frozen base / LoRA /
 full fine-tuning / NST x HQ / LQ / mixed, from one trained CG-STVG base, in one command.
 
-  python benchmarks/nst_table.py [--size reduced|full] [--workdir runs/nst_table] [--json out]
+  python benchmarks/nst_table.py [--size reduced|full|smoke] [--workdir runs/nst_table] [--json out]
 
 Prints the Markdown table (the one in docs/nst.md) and, with --json, writes every number.
 """

@@ -34,12 +34,14 @@ class Size:
   tune_epochs: int
 
 
-SIZES = {'full': Size('default', 32, 20, 4), 'reduced': Size('default', 16, 6, 2)}
+SIZES = {'full': Size('default', 32, 20, 4), 'reduced': Size('default', 16, 6, 2),
+         'smoke': Size('tiny', 8, 1, 1)}   # the mechanics end to end, no accuracy
 
 
 def _sized(config: ml_collections.ConfigDict, size: Size, frames_dir: str, epochs: int
            ) -> ml_collections.ConfigDict:
   config.data.synthetic_size = size.synthetic
+  config.data.train_split, config.data.val_split = 'train', 'val'
   config.data.frames_dir = frames_dir
   config.data.max_frames = size.frames
   config.data.frame_buckets = (size.frames,)

@@ -9,21 +9,10 @@ import ml_collections
 from etils import epath
 
 from jaxvg.projects.nst import cgstvg
+from jaxvg.projects.nst.config import unlocked_copy
 from jaxvg.projects.nst.data import SPLITS
 
 METRICS = ('m_tIoU', 'm_vIoU', 'vIoU@0.3', 'vIoU@0.5')
-
-
-def with_fields(config: ml_collections.ConfigDict, **fields: Any) -> ml_collections.ConfigDict:
-  """A copy of `config` with dotted fields set ('degrade.split' as `degrade__split`)."""
-  copy = ml_collections.ConfigDict(config.to_dict())
-  for name, value in fields.items():
-    *parents, leaf = name.split('__')
-    node = copy
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = value
-  return copy
 
 
 def score_splits(run, params: Any, splits: tuple[str, ...] = SPLITS) -> dict[str, dict]:
@@ -32,7 +21,8 @@ def score_splits(run, params: Any, splits: tuple[str, ...] = SPLITS) -> dict[str
   from jaxvg.train import trainer
   scores = {}
   for split in splits:
-    config = with_fields(run.config, degrade__split=split)
+    config = unlocked_copy(run.config)
+    config.degrade.split = split
     loader = make_loader(config, config.data.val_split, train=False)
     metrics = trainer.evaluate_split(run, params, loader)
     scores[split] = {name: metrics[name] for name in METRICS}
@@ -42,7 +32,9 @@ def score_splits(run, params: Any, splits: tuple[str, ...] = SPLITS) -> dict[str
 def frozen_hq(config: ml_collections.ConfigDict, base: Any) -> dict[str, float]:
   """The frozen base's HQ metrics."""
   from jaxvg.train import trainer
-  run = trainer.build_run(with_fields(config, nst__method='frozen'))
+  config = unlocked_copy(config)
+  config.nst.method = 'frozen'
+  run = trainer.build_run(config)
   return score_splits(run, {'base': base}, ('hq',))['hq']
 
 

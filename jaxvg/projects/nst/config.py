@@ -85,6 +85,11 @@ class NSTConfig:
 METHODS = ('nst', 'lora', 'full', 'frozen')
 
 
+def unlocked_copy(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose fields can be set (the CLI locks the run's config)."""
+  return ml_collections.ConfigDict(config.to_dict())
+
+
 def tune(base: ml_collections.ConfigDict, arg: str, *, points: tuple[str, ...],
          radius_scale: float) -> ml_collections.ConfigDict:
   """A CG-STVG dataset config turned into the 'nst' task's: `arg` picks the method ('' = NST,

@@ -26,6 +26,7 @@ from jaxvg.errors import UserError
 from jaxvg.modules import nullspace
 from jaxvg.projects.cgstvg import task as cgstvg_task
 from jaxvg.projects.nst import benchmark, cgstvg, data, injection, losses
+from jaxvg.projects.nst.config import unlocked_copy
 
 _BASE = cgstvg_task.TASK
 
@@ -33,7 +34,7 @@ _BASE = cgstvg_task.TASK
 def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int,
               process_count: int) -> data.MixedQualityData:
   def inner(frames_dir: str):
-    inner_config = ml_collections.ConfigDict(config.to_dict())
+    inner_config = unlocked_copy(config)
     inner_config.data.frames_dir = frames_dir
     return _BASE.make_data(inner_config, train=train, seed=seed, process_count=process_count)
   d = config.degrade
