@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from etils import epath
 
@@ -26,7 +25,7 @@ from jaxvg.errors import UserError
 from jaxvg.modules import nullspace
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
 from jaxvg.projects.nst import injection
-from jaxvg.projects.nst.config import NSTConfig, unlocked_copy
+from jaxvg.projects.nst.config import NSTConfig
 
 # Group name -> (module-path format over the layer index, or a path; axes pooled into one score
 # per frame). Inputs: C5 / Swin (B, T, h, w, C); encoder tokens (B, T, N, C); decoder queries
@@ -99,11 +98,9 @@ def load_base(path: str, config: ml_collections.ConfigDict) -> Any:
   if not epath.Path(path).is_dir():
     return cgstvg_task.TASK.load_weights(path, config)
   from jaxvg.train import checkpoint as checkpoint_lib  # the engine's reader of run directories
-  base_config = unlocked_copy(config)
-  base_config.task = 'cgstvg'
-  abstract = jax.eval_shape(lambda: CGSTVG(base_config).init(
-      jax.random.key(0), dummy_batch(base_config, 1))['params'])
-  ckpts = checkpoint_lib.Checkpoints(path, base_config, asynchronous=False, read_only=True)
+  abstract = jax.eval_shape(lambda: CGSTVG(config).init(
+      jax.random.key(0), dummy_batch(config, 1))['params'])
+  ckpts = checkpoint_lib.Checkpoints(path, config, asynchronous=False, read_only=True)
   try:
     params, _ = ckpts.restore_params(abstract, best=ckpts.best.latest_step() is not None)
   finally:

@@ -11,6 +11,7 @@ import pytest
 
 from configs.nst import synthetic
 from jaxvg import registry
+from jaxvg.errors import UserError
 from jaxvg.data import degradations as dg
 from jaxvg.modules import nullspace
 from jaxvg.projects.cgstvg.model import CGSTVG
@@ -249,3 +250,20 @@ def test_mixed_quality_splits():
                             batch('mixed', epoch=5, per_epoch=True)[0]['degrade_kind'])
   with pytest.raises(ValueError, match='h264'):
     data.MixedQualityData(ListAdapter(), dg.MixingProtocol(kinds=('h264',)), seed=0)
+
+
+def test_base_checkpoint_is_the_only_start_and_foils_carry_no_bases():
+  """Training may start only from nst.base_checkpoint (where the bases come from); the foils'
+  frozen backbone holds no bases, and its encode degrades the frames and adds nothing else."""
+  task = registry.get_task('nst')
+  config = tiny_config()
+  config.nst.base_checkpoint = '/runs/cgstvg_base'
+  with pytest.raises(UserError, match='nst.base_checkpoint'):
+    task.load_weights('/runs/another_base', config)
+  lora = task.frozen_backbone(tiny_config('lora'))
+  assert lora.params == {}
+  frames = np.full((1, 2, 16, 16, 3), 128, np.uint8)
+  batch = {'frames': frames, 'degrade_kind': np.array([dg.KINDS.index('gaussian_noise')]),
+           'degrade_severity': np.array([5]), 'degrade_seed': np.array([1], np.uint32)}
+  encoded = jax.jit(lora.encode)(lora.params, batch)
+  assert set(encoded) == set(batch) and np.abs(np.asarray(encoded['frames']) - 128.0).mean() > 20
