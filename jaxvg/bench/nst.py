@@ -59,6 +59,7 @@ def run(workdir: str, size_name: str = 'reduced') -> dict[str, Any]:
   base_dir = os.path.join(workdir, 'base')
   base = _sized(configs.load(os.path.join(REPO, 'configs/cgstvg/synthetic.py')), size,
                 frames_dir, size.base_epochs)
+  base.train.ema_decay = 0.0   # at 0.9998 the EMA of a few hundred steps is still the init
   trainer.train_and_evaluate(base, base_dir)
   results, base_hq = {}, None
   for method in METHODS:
