@@ -22,6 +22,7 @@ frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Sequence
 
 import ml_collections
@@ -29,6 +30,7 @@ import numpy as np
 
 from jaxvg.data.frames import FrameReader
 from jaxvg.data.tubes import TubeRecord
+from jaxvg.text.roberta_tokenizer import RobertaTokenizer
 
 
 def temporal_crop(in_span: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
@@ -84,11 +86,12 @@ def frame_bucket(length: int, buckets: Sequence[int]) -> int:
 
 
 def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[int],
-                  height: int, width: int, max_text_len: int = 0, length: int | None = None
-                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                  height: int, width: int, max_text_len: int = 0, length: int | None = None,
+                  pad_token_id: int = 0) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
   """Static-shape batch and host metadata (see the module docstring); None = padding sample.
 
-  T is the bucket of `length` (the global batch's longest sample; default: these examples').
+  T is the bucket of `length` (the global batch's longest sample; default: these examples');
+  tokens are padded with `pad_token_id`.
   """
   real = [e for e in examples if e is not None]
   b = len(examples)
@@ -101,7 +104,7 @@ def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[in
       'box_mask': np.zeros((b, t), bool), 'in_span': np.zeros((b, t), bool),
       'span': np.zeros((b, 2), np.int32), 'sample_mask': np.zeros(b, bool)}
   if max_text_len:
-    batch['tokens'] = np.zeros((b, max_text_len), np.int32)
+    batch['tokens'] = np.full((b, max_text_len), pad_token_id, np.int32)
     batch['text_mask'] = np.zeros((b, max_text_len), bool)
   meta = {'qid': [None] * b, 'vid': [''] * b, 'query': [''] * b,
           'frame_ids': np.zeros((b, t), np.int64), 'width': np.ones(b, np.int64),
@@ -131,18 +134,96 @@ def collate_tubes(examples: Sequence[dict | None], *, frame_buckets: Sequence[in
   return batch, meta
 
 
+_LEFT_RIGHT = {'left': 'right', 'right': 'left', 'Left': 'Right', 'Right': 'Left',
+               'LEFT': 'RIGHT', 'RIGHT': 'LEFT'}
+_LEFT_RIGHT_WORD = re.compile(r'\b(' + '|'.join(_LEFT_RIGHT) + r')\b')
+
+
+def swap_left_right(text: str, whole_words: bool = False) -> str:
+  """The text side of the horizontal flip. Official (`RandomHorizontalFlip`): lower-case
+  substrings, so 'bright' becomes 'bleft' and 'Left' stays; `whole_words` swaps the words
+  'left'/'right' in any of their three casings only (the fix)."""
+  if whole_words:
+    return _LEFT_RIGHT_WORD.sub(lambda m: _LEFT_RIGHT[m.group(0)], text)
+  return text.replace('right', '\0').replace('left', 'right').replace('\0', 'left')
+
+
+def random_resize_shape(height: int, width: int, scales: Sequence[int], max_size: int | None,
+                        rng: np.random.Generator) -> tuple[int, int]:
+  """DETR's `RandomResize.get_size`: a short side drawn from `scales`, lowered so that the long
+  side stays within `max_size`; the long side keeps the aspect ratio (int())."""
+  size = int(scales[int(rng.integers(len(scales)))])
+  short, long = min(height, width), max(height, width)
+  if max_size is not None and long / short * size > max_size:
+    size = int(round(max_size * short / long))
+  if short == size:
+    return height, width
+  if width < height:
+    return int(size * height / width), size
+  return size, int(size * width / height)
+
+
+def resize_frames(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+  """(T, h, w, 3) uint8 -> (T, H, W, 3), bilinear."""
+  if frames.shape[1:3] == tuple(shape):
+    return frames
+  from PIL import Image
+  return np.stack([np.asarray(Image.fromarray(f).resize(shape[::-1], Image.BILINEAR))
+                   for f in frames])
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+  """CG-STVG's spatial training augmentation (`datasets/build.py`), on one example.
+
+  Attributes:
+    flip_prob: horizontal flip of every frame (boxes mirrored, left/right swapped in the query).
+    flip_whole_words: swap the words only (see `swap_left_right`); False is official.
+    scales: short sides to resize to (() = none); boxes are normalised, so unchanged.
+    max_size: the long side at most after resizing.
+  """
+  flip_prob: float = 0.0
+  flip_whole_words: bool = False
+  scales: tuple[int, ...] = ()
+  max_size: int | None = None
+
+  @classmethod
+  def from_config(cls, data: ml_collections.ConfigDict) -> 'Augmentation':
+    return cls(flip_prob=float(data.get('flip_prob', 0.0)),
+               flip_whole_words=bool(data.get('flip_whole_words', False)),
+               scales=tuple(data.get('train_scales', ())),
+               max_size=data.get('train_max_size', None))
+
+  def __call__(self, example: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """The flip, then the resize (the official order), drawn from `rng`."""
+    example = dict(example)
+    if self.flip_prob > 0 and rng.random() < self.flip_prob:
+      example['frames'] = example['frames'][:, :, ::-1]
+      boxes = example['boxes'].copy()
+      boxes[:, 0] = 1 - boxes[:, 0]     # x -> W - x on the normalised unpadded frame
+      example['boxes'] = boxes
+      example['query'] = swap_left_right(example['query'], self.flip_whole_words)
+    if self.scales:
+      h, w = example['frames'].shape[1:3]
+      shape = random_resize_shape(h, w, self.scales, self.max_size, rng)
+      example['frames'] = resize_frames(np.ascontiguousarray(example['frames']), shape)
+    return example
+
+
 @dataclasses.dataclass(frozen=True)
 class TubeData:
   """The `jaxvg.registry.DataAdapter` of tube tasks over pre-decoded STVG frames. Picklable.
 
   Attributes:
     frames: reader of a `jaxvg.prepare stvg_frames` directory (frames keep their raw index).
-    seed: data seed; the temporal crop draws from (seed, epoch, index).
+    seed: data seed; the temporal crop and the augmentation draw from (seed, epoch, index).
     max_frames: frames per sample at most (int(linspace) subsampling beyond).
     frame_buckets: static T values.
     height, width: the static frame size every batch is padded to.
     crop_prob: probability of CG-STVG's temporal crop (training only; 0 at evaluation).
     max_text_len: static token length when examples carry `tokens` (0: text in metadata only).
+    tokenizer: turns the (augmented) query into `tokens`, or None.
+    augment: the spatial training augmentation (None at evaluation).
   """
   frames: FrameReader
   seed: int
@@ -152,16 +233,22 @@ class TubeData:
   width: int
   crop_prob: float = 0.0
   max_text_len: int = 0
+  tokenizer: RobertaTokenizer | None = None
+  augment: Augmentation | None = None
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
                   process_count: int = 1) -> 'TubeData':
     del process_count  # every shape is static (frame bucket from the global batch, fixed H×W)
     data = config.data
-    return cls(frames=FrameReader(data.frames_dir), seed=seed, max_frames=data.max_frames,
+    tokenizer = None
+    if data.get('tokenizer', ''):
+      tokenizer = RobertaTokenizer.from_folder(tokenizer_folder(data), data.max_text_len)
+    return cls(frames=FrameReader(frames_dir(data)), seed=seed, max_frames=data.max_frames,
                frame_buckets=tuple(data.frame_buckets), height=data.height, width=data.width,
                crop_prob=float(data.get('crop_prob', 0.0)) if train else 0.0,
-               max_text_len=int(data.get('max_text_len', 0)))
+               max_text_len=int(data.get('max_text_len', 0)), tokenizer=tokenizer,
+               augment=Augmentation.from_config(data) if train else None)
 
   def length(self, record: TubeRecord) -> int:
     return min(self.frames.num_frames(record.video_key), self.max_frames)
@@ -172,10 +259,37 @@ class TubeData:
     if frame_ids is None:
       raise ValueError(f'{self.frames.path}: {record.video_key!r} has no raw frame indices '
                        '(prepare it with `python -m jaxvg.prepare stvg_frames`)')
-    return make_tube_example(record, self.frames.read(record.video_key), frame_ids,
-                             max_frames=self.max_frames, crop_prob=self.crop_prob, rng=rng)
+    example = make_tube_example(record, self.frames.read(record.video_key), frame_ids,
+                                max_frames=self.max_frames, crop_prob=self.crop_prob, rng=rng)
+    if self.augment is not None:
+      example = self.augment(example, rng)
+    if self.tokenizer is not None:
+      example['tokens'] = self.tokenizer.encode(example['query'])
+    return example
 
   def collate(self, examples: Sequence[dict | None], length: int
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return collate_tubes(examples, frame_buckets=self.frame_buckets, height=self.height,
-                         width=self.width, max_text_len=self.max_text_len, length=length)
+                         width=self.width, max_text_len=self.max_text_len, length=length,
+                         pad_token_id=self.tokenizer.pad_id if self.tokenizer else 0)
+
+
+def frames_dir(data: ml_collections.ConfigDict) -> str:
+  """`data.frames_dir`; for the synthetic tube benchmark without one, its frames at
+  `data.sample_fps` and short side `data.resolution` (generated and prepared if missing)."""
+  if data.get('frames_dir') or data.get('dataset') != 'synthetic_tubes':
+    return data.frames_dir
+  from jaxvg.prepare.stvg_frames import ensure_synthetic_tube_frames
+  return ensure_synthetic_tube_frames(
+      data.get('synthetic_root', ''), data.get('synthetic_size', 'default'),
+      sample_fps=data.sample_fps, short_side=data.resolution,
+      max_ratio=data.max_size / data.resolution)
+
+
+def tokenizer_folder(data: ml_collections.ConfigDict) -> str:
+  """`data.tokenizer`: a weight folder (tokenizer.json, or vocab.json + merges.txt), or
+  'synthetic_tubes' for the synthetic benchmark's own (trained on first use)."""
+  if data.tokenizer == 'synthetic_tubes':
+    from jaxvg.text.synthetic_vocab import ensure_synthetic_tube_tokenizer
+    return ensure_synthetic_tube_tokenizer(data.get('synthetic_root', ''))
+  return data.tokenizer

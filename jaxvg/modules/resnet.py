@@ -15,7 +15,8 @@ from flax import linen as nn
 
 from jaxvg.modules import init
 
-RESNET_STAGES = {'resnet50': (3, 4, 6, 3), 'resnet101': (3, 4, 23, 3)}
+# Blocks per stage; 'resnet14' (one block each) is a toy for CPU runs, not a torchvision model.
+RESNET_STAGES = {'resnet14': (1, 1, 1, 1), 'resnet50': (3, 4, 6, 3), 'resnet101': (3, 4, 23, 3)}
 
 
 class FrozenBatchNorm(nn.Module):
@@ -59,15 +60,18 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-  """Stem + four bottleneck stages; (N, H, W, 3) -> C5 (N, H/32, W/32, 2048)."""
+  """Stem + four bottleneck stages; (N, H, W, 3) -> C5 (N, H/32, W/32, 32 * width): 2048 at
+  torchvision's width 64 (narrower widths make toy models)."""
   stages: Sequence[int] = RESNET_STAGES['resnet101']
+  width: int = 64
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = nn.relu(FrozenBatchNorm(64, name='bn1')(conv(64, 7, 2, name='conv1')(images)))
+    x = nn.relu(FrozenBatchNorm(self.width, name='bn1')(
+        conv(self.width, 7, 2, name='conv1')(images)))
     x = nn.max_pool(x, (3, 3), (2, 2), padding=[(1, 1), (1, 1)])
     for stage, blocks in enumerate(self.stages):
-      planes = 64 * 2**stage
+      planes = self.width * 2**stage
       for block in range(blocks):
         x = Bottleneck(planes, stride=2 if block == 0 and stage > 0 else 1,
                        downsample=block == 0, name=f'layer{stage + 1}_{block}')(x)

@@ -107,3 +107,73 @@ def test_tube_data_adapter(prepared):
   assert batch['frames'].shape[:2] == (2, 48) and meta['qid'][0] == record.qid
   read = stvg_readers.read_stvg_split('synthetic_tubes', os.path.dirname(reader.path), 'val')
   assert [r.qid for r in read.records] == [r.qid for r in records]
+
+
+def _synthetic_config(reader, **data):
+  from configs.cgstvg import synthetic
+  config = synthetic.get_config('tiny')
+  config.data.synthetic_root = os.path.dirname(os.path.dirname(reader.path))
+  config.data.update({'resolution': 48, 'max_size': 72, 'height': 48, 'width': 72,
+                      'sample_fps': 3.2, 'max_frames': 40, 'frame_buckets': (48,), **data})
+  return config
+
+
+def test_tube_data_tokens_and_flip(prepared):
+  """With a tokenizer the examples carry the query's RoBERTa ids (padded with <pad>); the
+  training flip mirrors frames and boxes and swaps left/right in the text it tokenises."""
+  records, reader = prepared
+  config = _synthetic_config(reader, crop_prob=0.0, flip_prob=1.0)
+  plain = tube_examples.TubeData.from_config(config, train=False, seed=0)
+  flipped = tube_examples.TubeData.from_config(config, train=True, seed=0)
+  assert plain.frames.path == reader.path          # the prepared frames, found from the config
+  record = next(r for r in records if r.query.endswith(('left', 'right')))
+  a = plain.example(record, epoch=0, index=0)
+  b = flipped.example(record, epoch=0, index=0)
+  tokenizer = plain.tokenizer
+  np.testing.assert_array_equal(a['tokens'], tokenizer.encode(record.query))
+  swapped = tube_examples.swap_left_right(record.query)
+  assert swapped != record.query and b['query'] == swapped
+  np.testing.assert_array_equal(b['tokens'], tokenizer.encode(swapped))
+  np.testing.assert_array_equal(b['frames'], a['frames'][:, :, ::-1])
+  np.testing.assert_allclose(b['boxes'][:, 0], 1 - a['boxes'][:, 0], atol=1e-6)
+  np.testing.assert_array_equal(b['boxes'][:, 1:], a['boxes'][:, 1:])
+  batch, _ = plain.collate([a, None], length=40)
+  n = len(a['tokens'])
+  assert batch['tokens'].shape == (2, 16) and batch['text_mask'][0].sum() == n
+  assert (batch['tokens'][0, n:] == tokenizer.pad_id).all() and not batch['text_mask'][1].any()
+  assert tokenizer.pad_id == config.model.text.pad_token_id
+
+
+def test_swap_left_right_official_and_whole_words():
+  text = 'the man on the left walks right, bright Left'
+  assert tube_examples.swap_left_right(text) == 'the man on the right walks left, bleft Left'
+  assert tube_examples.swap_left_right(text, whole_words=True) == (
+      'the man on the right walks left, bright Right')
+
+
+@pytest.mark.parametrize('shape', [(420, 588), (588, 420), (360, 640)])
+def test_random_resize_shape(shape):
+  """DETR's get_size: the drawn short side, lowered to keep the long side within max_size."""
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    h, w = tube_examples.random_resize_shape(*shape, (420, 388, 356, 324), 600, rng)
+    assert min(h, w) in (420, 388, 356, 324) or max(h, w) <= 600
+    assert max(h, w) <= 601 and abs(h / w - shape[0] / shape[1]) < 0.01
+
+
+def test_augmentation_is_a_function_of_seed_epoch_index(prepared):
+  records, reader = prepared
+  config = _synthetic_config(reader, crop_prob=0.5, flip_prob=0.5, train_scales=(48, 40, 32),
+                             train_max_size=72)
+  adapter = tube_examples.TubeData.from_config(config, train=True, seed=3)
+  record = records[0]
+  draws = [adapter.example(record, epoch=e, index=2) for e in range(8)]
+  again = adapter.example(record, epoch=5, index=2)
+  np.testing.assert_array_equal(again['frames'], draws[5]['frames'])
+  np.testing.assert_array_equal(again['tokens'], draws[5]['tokens'])
+  assert len({d['frames'].shape[1] for d in draws}) > 1           # several scales
+  assert len({float(d['boxes'][d['box_mask']][0, 0]) for d in draws}) > 1   # flipped or not
+  batch, _ = adapter.collate(draws[:2], length=40)
+  for i, d in enumerate(draws[:2]):
+    h, w = d['frames'].shape[1:3]
+    assert batch['pixel_mask'][i].sum() == h * w

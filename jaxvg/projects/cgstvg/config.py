@@ -21,7 +21,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.query_dim = 4
   m.max_video_len = 200           # INPUT.MAX_VIDEO_LEN: the time sinusoid has 201 rows
   m.resnet = 'resnet101'
-  m.train_resnet_stages = (2, 3, 4)   # BackboneBase: layer2-4 train when VIS_BACKBONE_LR > 0
+  m.resnet_width = 64             # torchvision's (C5 has 32x this many channels)
+  # BackboneBase: layer2-4 train when VIS_BACKBONE_LR > 0 (0 = the stem conv, never official)
+  m.train_resnet_stages = (2, 3, 4)
   m.use_swin = True               # False: the lighter variant without the Video-Swin branch
   m.swin_dims = 768
   m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
@@ -53,7 +55,10 @@ def base_config() -> ml_collections.ConfigDict:
   d.resolution = 420              # short side; the long side at most 1.4x (588)
   d.max_size = 588
   d.height, d.width = 420, 588    # the static canvas every batch is padded to (pixel_mask)
-  d.train_scales = (420, 388, 356, 324)   # RandomResize, max_size 720 [not applied yet]
+  # Multi-scale training resize (short sides, long side <= train_max_size). The official
+  # RandomResize resizes to the frame's own size (its `get_size` call is commented out), so
+  # official training sees one scale: () here; its intended scales were (420, 388, 356, 324).
+  d.train_scales = ()
   d.train_max_size = 720
   d.sample_fps = 3.2              # HC-STVG; test at twice the density (even/odd halves)
   d.train_frames = 64             # VidSTG uniform sampling
@@ -62,7 +67,12 @@ def base_config() -> ml_collections.ConfigDict:
   d.frame_buckets = (32, 64, 96, 128, 200)
   d.crop_prob = 0.5               # TEMP_CROP_PROB
   d.flip_prob = 0.7               # FLIP_PROB_TRAIN (also swaps left/right in the text)
+  # The official swap replaces substrings ('bright' -> 'bleft'); True swaps whole words only.
+  d.flip_whole_words = False
   d.max_text_len = 32             # static token length (MAX_QUERY_LEN 26 words + <s>, </s>)
+  # RoBERTa tokenizer folder (roberta-base: tokenizer.json, or vocab.json + merges.txt); '' =
+  # no tokens in the batch (a feature cache holds the text states).
+  d.tokenizer = ''
   d.pixel_mean = (0.485, 0.456, 0.406)
   d.pixel_std = (0.229, 0.224, 0.225)
   d.num_workers = 0

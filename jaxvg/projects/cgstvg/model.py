@@ -189,7 +189,7 @@ class CGSTVG(nn.Module):
   def setup(self):
     m = self.config.model
     d = m.hidden
-    self.resnet = ResNet(RESNET_STAGES[m.resnet])
+    self.resnet = ResNet(RESNET_STAGES[m.resnet], m.resnet_width)
     self.roberta = Roberta(roberta_arch(m))
     self.resizer = FeatureResizer(d)
     conv1x1 = lambda name: nn.Conv(d, (1, 1), name=name)  # noqa: E731

@@ -2,11 +2,12 @@
 `engine/lr_scheduler.py`).
 
 Groups by official module name: 'backbone' (vis_encoder: the ResNet convs of
-`model.train_resnet_stages`), 'text' (text_encoder: RoBERTa and the resizer), 'temporal'
-(ground_decoder.time_decoder), 'base' (the rest), 'frozen' (the ResNet stem, layer1 and every
-frozen batch norm). `config.optim.groups` gives each its learning-rate scale (the engine's
-`jaxvg.train.optim` reads the same field). `make_optimizer` is the official optimiser with each
-group's own schedule, which the engine's one shared schedule cannot express yet.
+`model.train_resnet_stages`, stage 0 being the stem), 'text' (text_encoder: RoBERTa and the
+resizer), 'temporal' (ground_decoder.time_decoder), 'base' (the rest), 'frozen' (the other
+ResNet convs, officially the stem and layer1, and every frozen batch norm).
+`config.optim.groups` gives each its learning-rate scale (the engine's `jaxvg.train.optim` reads
+the same field). `make_optimizer` is the official optimiser with each group's own schedule,
+which the engine's one shared schedule cannot express yet.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from flax import traverse_util
 from jaxvg.projects.cgstvg.convert import official_name
 
 GROUPS = ('base', 'backbone', 'text', 'temporal')
-_RESNET_CONV = re.compile(r'^vis_encoder\.0\.body\.layer(\d)\.\d+\.(conv\d|downsample\.0)\.weight$')
+_RESNET_CONV = re.compile(
+    r'^vis_encoder\.0\.body\.(?:layer(\d)\.\d+\.(?:conv\d|downsample\.0)|conv1)\.weight$')
 
 
 def lr_scale(config: ml_collections.ConfigDict, group: str) -> float:
@@ -33,7 +35,7 @@ def label_of(key: str, config: ml_collections.ConfigDict) -> str:
   """Parameter group of official key `key`."""
   if key.startswith('vis_encoder.'):
     conv = _RESNET_CONV.match(key)
-    trains = (conv is not None and int(conv[1]) in config.model.train_resnet_stages
+    trains = (conv is not None and int(conv[1] or 0) in config.model.train_resnet_stages
               and lr_scale(config, 'backbone') > 0)
     return 'backbone' if trains else 'frozen'
   if key.startswith('text_encoder.'):

@@ -6,6 +6,7 @@ import ml_collections
 
 from jaxvg import registry
 from jaxvg.data.tube_examples import TubeData
+from jaxvg.errors import UserError
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
@@ -19,7 +20,12 @@ def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
 
 def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int,
               process_count: int) -> TubeData:
-  return TubeData.from_config(config, train=train, seed=seed, process_count=process_count)
+  data = TubeData.from_config(config, train=train, seed=seed, process_count=process_count)
+  vocab = config.model.text.vocab_size
+  if data.tokenizer is not None and data.tokenizer.vocab_size > vocab:
+    raise UserError(f'data.tokenizer {config.data.tokenizer!r} has {data.tokenizer.vocab_size} '
+                    f'tokens; model.text.vocab_size is {vocab}')
+  return data
 
 
 def load_params(path: str, config: ml_collections.ConfigDict):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cgstvg_seeded as seeded
-from configs.cgstvg import synthetic
+from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.convert import ALIASES, from_official
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG
@@ -21,10 +21,11 @@ TOL = 1e-4
 def parity_config():
   """The fixture's official config: hcstvg.yaml with ENC_LAYERS 2, DEC_LAYERS 3, FFN_DIM 64,
   resnet50 and a tiny RoBERTa, the Swin branch on."""
-  c = synthetic.get_config()
-  c.model.use_swin = True
-  c.model.spat_theta = 0.8
-  c.model.max_video_len = 200
+  c = base_config()
+  m = c.model
+  m.resnet, m.enc_layers, m.dec_layers, m.ffn_dims = 'resnet50', 2, 3, 64
+  m.text.vocab_size, m.text.hidden, m.text.layers, m.text.heads = 100, 32, 2, 4
+  m.text.intermediate, m.text.max_positions = 64, 40
   return c
 
 

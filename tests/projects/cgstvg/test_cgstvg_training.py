@@ -72,9 +72,12 @@ def test_task_fits_a_batch():
 
 
 def test_frozen_resnet_parts_are_labelled_frozen():
+  """Official stages (layer2-4 train) on the toy ResNet's names; stage 0 is the stem."""
   config = synthetic.get_config()
-  params = jax.eval_shape(lambda: registry.get_task('cgstvg').build_model(config).init(
-      jax.random.key(0), registry.get_task('cgstvg').dummy_batch(config, 1)))['params']
+  config.model.train_resnet_stages = (2, 3, 4)
+  task = registry.get_task('cgstvg')
+  params = jax.eval_shape(lambda: task.build_model(config).init(
+      jax.random.key(0), task.dummy_batch(config, 1)))['params']
   labels = param_labels(config, params)['resnet']
   assert labels['conv1']['kernel'] == 'frozen'
   assert labels['layer1_0']['conv2']['kernel'] == 'frozen'
@@ -82,3 +85,7 @@ def test_frozen_resnet_parts_are_labelled_frozen():
   assert labels['layer2_0']['bn2']['running_var'] == 'frozen'
   assert labels['layer4_0']['downsample_1']['weight'] == 'frozen'
   assert labels['layer4_0']['downsample_0']['kernel'] == 'backbone'
+  config.model.train_resnet_stages = (0, 1)
+  labels = param_labels(config, params)['resnet']
+  assert labels['conv1']['kernel'] == labels['layer1_0']['conv1']['kernel'] == 'backbone'
+  assert labels['layer2_0']['conv2']['kernel'] == 'frozen'

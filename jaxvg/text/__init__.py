@@ -1,0 +1,1 @@
+"""Host-side text processing: tokenizers read from model weight folders."""
