@@ -15,8 +15,6 @@ import os
 import time
 from typing import Any
 
-import ml_collections
-
 from jaxvg import configs
 from jaxvg.bench import host
 from jaxvg.projects.nst import benchmark
@@ -28,47 +26,32 @@ NAMES = {'frozen': 'frozen base', 'lora': 'LoRA', 'full': 'full FT (same layers)
 
 @dataclasses.dataclass(frozen=True)
 class Size:
-  synthetic: str       # jaxvg.data.synthetic_tubes.SIZES
-  frames: int          # frames per clip (data.max_frames, one bucket)
+  synthetic: str       # configs/cgstvg/synthetic.py's size (the benchmark's videos)
   base_epochs: int
   tune_epochs: int
 
 
-SIZES = {'full': Size('default', 32, 20, 4), 'reduced': Size('default', 16, 6, 2),
-         'smoke': Size('tiny', 8, 1, 1)}   # the mechanics end to end, no accuracy
-
-
-def _sized(config: ml_collections.ConfigDict, size: Size, frames_dir: str, epochs: int
-           ) -> ml_collections.ConfigDict:
-  config.data.synthetic_size = size.synthetic
-  config.data.train_split, config.data.val_split = 'train', 'val'
-  config.data.frames_dir = frames_dir
-  config.data.max_frames = size.frames
-  config.data.frame_buckets = (size.frames,)
-  config.train.epochs = epochs
-  return config
+SIZES = {'full': Size('default', 6, 4), 'reduced': Size('default', 6, 2),
+         'smoke': Size('tiny', 1, 1)}   # smoke: the mechanics end to end, no accuracy
 
 
 def run(workdir: str, size_name: str = 'reduced') -> dict[str, Any]:
   """Trains what is not trained yet and scores every method; returns the table's numbers."""
-  from jaxvg.prepare.stvg_frames import ensure_synthetic_tube_frames
   from jaxvg.train import trainer
   size = SIZES[size_name]
   started, ticks = time.perf_counter(), host.cpu_ticks()
-  frames_dir = ensure_synthetic_tube_frames(size=size.synthetic, short_side=64)
   base_dir = os.path.join(workdir, 'base')
-  base = _sized(configs.load(os.path.join(REPO, 'configs/cgstvg/synthetic.py')), size,
-                frames_dir, size.base_epochs)
-  base.train.ema_decay = 0.0   # at 0.9998 the EMA of a few hundred steps is still the init
+  base = configs.load(os.path.join(REPO, f'configs/cgstvg/synthetic.py:{size.synthetic}'))
+  base.train.epochs = size.base_epochs
   trainer.train_and_evaluate(base, base_dir)
   results, base_hq = {}, None
   for method in METHODS:
-    config = _sized(configs.load(os.path.join(REPO, f'configs/nst/synthetic.py:{method}')),
-                    size, frames_dir, size.tune_epochs)
+    config = configs.load(os.path.join(REPO, f'configs/nst/synthetic.py:{method},{size.synthetic}'))
     config.nst.base_checkpoint = base_dir
+    config.train.epochs = size.tune_epochs
     method_dir = os.path.join(workdir, method)
     if method != 'frozen':
-      trainer.train_and_evaluate(config, method_dir)
+      trainer.train_and_evaluate(config, method_dir, init_from=base_dir)
     results[method] = benchmark.evaluate(config, method_dir if method != 'frozen' else None,
                                          base_hq=base_hq)
     base_hq = base_hq or results['frozen']['splits']['hq']

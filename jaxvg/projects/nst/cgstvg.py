@@ -98,8 +98,11 @@ def load_base(path: str, config: ml_collections.ConfigDict) -> Any:
   if not epath.Path(path).is_dir():
     return cgstvg_task.TASK.load_weights(path, config)
   from jaxvg.train import checkpoint as checkpoint_lib  # the engine's reader of run directories
-  abstract = jax.eval_shape(lambda: CGSTVG(config).init(
-      jax.random.key(0), dummy_batch(config, 1))['params'])
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      jax.eval_shape(lambda: CGSTVG(config).init(jax.random.key(0), dummy_batch(config, 1))))
+  abstract = abstract['params']
   ckpts = checkpoint_lib.Checkpoints(path, config, asynchronous=False, read_only=True)
   try:
     params, _ = ckpts.restore_params(abstract, best=ckpts.best.latest_step() is not None)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs.nst import synthetic
-from jaxvg import registry
+from jaxvg import configs, registry
 from jaxvg.errors import UserError
 from jaxvg.data import degradations as dg
 from jaxvg.modules import nullspace
@@ -86,7 +86,8 @@ def test_point_groups_expand_per_layer():
     cgstvg.expand_points(('input_proj2',), config.model)
 
 
-@pytest.mark.parametrize('path', ['resnet/layer2_0/conv1', 'spatial_decoder/ref_point_head/layers_0'])
+@pytest.mark.parametrize('path', ['resnet/layer2_0/conv1',
+                                  'spatial_decoder/ref_point_head/layers_0'])
 def test_skip_path_inputs_are_refused_or_flagged(path):
   """§3.3: a layer whose input also feeds a skip path (ResNet conv1, ref_point_head's first
   layer) is refused; allowed, it is flagged. LoRA there needs no declaration."""
@@ -267,3 +268,14 @@ def test_base_checkpoint_is_the_only_start_and_foils_carry_no_bases():
            'degrade_severity': np.array([5]), 'degrade_seed': np.array([1], np.uint32)}
   encoded = jax.jit(lora.encode)(lora.params, batch)
   assert set(encoded) == set(batch) and np.abs(np.asarray(encoded['frames']) - 128.0).mean() > 20
+
+
+@pytest.mark.parametrize('name', ['hcstvg_v1', 'hcstvg_v2', 'vidstg', 'synthetic'])
+def test_every_config_and_variant_resolves(name):
+  """configs/nst/<name>.py and its foils: the task, the method, every point declared exact."""
+  for arg in ('', 'lora', 'full', 'frozen'):
+    config = configs.load(f'configs/nst/{name}.py:{arg}')
+    nst = cgstvg.nst_config(config)
+    assert config.task == 'nst' and nst.method == (arg or 'nst') and nst.points
+    points = injection.resolve_points(CGSTVG(config), nst)
+    assert all(p.consumers == 'exclusive' and not p.flagged for p in points)
