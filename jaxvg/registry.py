@@ -35,6 +35,7 @@ TASK_MODULES: dict[str, str] = {
     'sdst': 'jaxvg.projects.sdst.task',
     'cgstvg': 'jaxvg.projects.cgstvg.task',
     'zeroshot': 'jaxvg.projects.zeroshot.task',
+    'nst': 'jaxvg.projects.nst.task',
 }
 
 

@@ -17,7 +17,7 @@ the official state dict (see `convert.py`). Batch keys (those of `jaxvg.data.tub
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -175,6 +175,16 @@ class SpatialDecoder(nn.Module):
 
 class CGSTVG(nn.Module):
   config: ml_collections.ConfigDict
+
+  # Whether each frozen Dense / 1x1 conv is the sole consumer of its input (NST's skip-path
+  # caveat, `jaxvg.projects.nst.injection`): module-path regexes, first match wins.
+  NST_INPUTS: ClassVar[Mapping[str, str]] = {
+      r'input_proj2?': 'exclusive',                          # C5 / Swin map: used only here
+      r'(spatial_layers|time_layers)_\d+/linear2': 'exclusive',   # relu(linear1(x)), dropped
+      r'spatial_decoder/layers_\d+/linear2': 'exclusive',
+      r'resnet/layer\d_\d+/conv1': 'shared',                 # the block input feeds the skip
+      r'spatial_decoder/ref_point_head/layers_0': 'shared',   # the sine anchor also feeds
+  }                                                            # the cross-attention position
 
   def setup(self):
     m = self.config.model

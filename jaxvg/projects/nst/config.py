@@ -80,3 +80,57 @@ class NSTConfig:
         points.append(PointSpec(point['path'], tuple(point.get('pool_axes', ()))))
     declared = tuple(tuple(pair) for pair in fields.pop('declared_inputs', ()))
     return cls(points=tuple(points), declared_inputs=declared, **fields)
+
+
+METHODS = ('nst', 'lora', 'full', 'frozen')
+
+
+def unlocked_copy(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose fields can be set (the CLI locks the run's config)."""
+  return ml_collections.ConfigDict(config.to_dict())
+
+
+def tune(base: ml_collections.ConfigDict, arg: str, *, points: tuple[str, ...],
+         radius_scale: float) -> ml_collections.ConfigDict:
+  """A CG-STVG dataset config turned into the 'nst' task's: `arg` picks the method ('' = NST,
+  'lora', 'full', 'frozen'); `points` are `cgstvg.POINT_GROUPS` names or module paths."""
+  method = arg or 'nst'
+  if method not in METHODS:
+    raise ValueError(f'the argument must be one of {METHODS} (or empty for nst), got {arg!r}')
+  c = base
+  c.task = 'nst'
+  n = c.nst = ml_collections.ConfigDict()
+  n.method = method
+  # The trained CG-STVG to tune: an official .pth or the workdir of a `cgstvg` run. Training
+  # starts from it (the engine's init_from) and the null-space bases are its kernels' SVD.
+  n.base_checkpoint = ''
+  n.points = points
+  defaults = NSTConfig()
+  for field in dataclasses.fields(NSTConfig):
+    if field.name not in ('method', 'points'):
+      n[field.name] = getattr(defaults, field.name)
+
+  # The mixed-quality protocol [recon, nst.md §4, stvg_base_and_data.md §3.4]: per video, HQ
+  # with probability 1 - p, else one kind and one severity for every frame.
+  d = c.degrade = ml_collections.ConfigDict()
+  d.seed = 0                  # the draws are a function of (seed, video id) only
+  d.split = 'mixed'           # the split evaluated: 'hq' | 'lq' | 'mixed'
+  d.probability = 0.5
+  # The abstract's motion blur, defocus blur and compression ('h264' needs h264_frames_dir).
+  d.kinds = ('motion_blur', 'defocus_blur', 'jpeg')
+  d.severities = (1, 2, 3, 4, 5)
+  d.radius_scale = radius_scale   # ImageNet-C's blur radii are for 224-pixel images
+  d.train_per_epoch = True    # training redraws every epoch: each video seen clean and degraded
+  d.h264_frames_dir = ''      # `prepare degrade` then `prepare stvg_frames` output, if used
+
+  # Only the units train [recon: the paper's schedule is unknown]: one AdamW group, the base
+  # labelled 'frozen'. No EMA: it would round the frozen weights (d·w + (1 − d)·w ≠ w in
+  # float32), and NST's HQ guarantee is bit for bit.
+  o = c.optim
+  o.lr = 1e-4
+  o.groups = ml_collections.ConfigDict({'frozen': {'frozen': True}})
+  o.warmup_steps = 0
+  o.decay_epochs = ()
+  c.train.ema_decay = 0.0
+  c.train.epochs = 10
+  return c

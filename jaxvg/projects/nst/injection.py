@@ -95,7 +95,10 @@ class Tuned(nn.Module):
 
   Call keywords of its own: `quality` (NST only) replaces every QAU's score, e.g. 0.0 for the
   guarantee check; `train_units` selects the soft (train) or hard-gated (eval) quality, and
-  defaults to the base's own `train` keyword when the base takes one.
+  defaults to the base's own `train` keyword when the base takes one; `bases` ({unit: basis
+  entry}, as `attach_nullspace` stores them under 'residual_<unit>') gives the null-space bases
+  by argument instead of the 'nullspace' collection (an engine that applies 'params' only);
+  `return_quality` returns (outputs, {unit: QAU logit}) instead of the outputs.
   """
   base: nn.Module
   nst: NSTConfig
@@ -113,10 +116,13 @@ class Tuned(nn.Module):
       self.lora = {p.unit: LoRA(self.nst.lora_rank, self.nst.lora_alpha) for p in points}
 
   def __call__(self, *args, quality: float | jax.Array | None = None,
-               train_units: bool | None = None, **kwargs) -> Any:
+               train_units: bool | None = None, bases: Mapping | None = None,
+               return_quality: bool = False, **kwargs) -> Any:
     if self.nst.method in ('frozen', 'full'):
-      return self.base(*args, **kwargs)
+      outputs = self.base(*args, **kwargs)
+      return (outputs, {}) if return_quality else outputs
     train = bool(kwargs.get('train', False)) if train_units is None else train_units
+    logits = {}
 
     def interceptor(next_fun, call_args, call_kwargs, context):
       module = context.module
@@ -131,15 +137,18 @@ class Tuned(nn.Module):
       if self.nst.method == 'lora':
         y = next_fun(x, *rest, **call_kwargs)
         return y + self.lora[point.unit](x, y.shape[-1]).astype(y.dtype)
-      q = self._quality(point.unit, x, quality, train)
-      delta = self.residual[point.unit](x, q)
+      logits[point.unit] = self.quality[point.unit](x)
+      q = self._gate(logits[point.unit], quality, train)
+      basis = None if bases is None else bases[f'residual_{point.unit}']
+      delta = self.residual[point.unit](x, q, basis)
       return next_fun((x + delta).astype(x.dtype), *rest, **call_kwargs)
 
     with nn.intercept_methods(interceptor):
-      return self.base(*args, **kwargs)
+      outputs = self.base(*args, **kwargs)
+    return (outputs, logits) if return_quality else outputs
 
-  def _quality(self, unit: str, x: jax.Array, override, train: bool) -> jax.Array:
-    q = self.quality[unit](x)
+  def _gate(self, logit: jax.Array, override, train: bool) -> jax.Array:
+    q = nn.sigmoid(logit)
     if override is not None:
       return jnp.broadcast_to(jnp.asarray(override, jnp.float32), q.shape)
     if not train and self.nst.quality_hard_gate is not None:
@@ -223,6 +232,20 @@ def optimizer(tx: optax.GradientTransformation, params: Mapping, nst: NSTConfig
   """`tx` on the trainable leaves; frozen leaves get zero updates (and no optimiser state)."""
   return optax.multi_transform({TRAINABLE: tx, FROZEN: optax.set_to_zero()},
                                trainable_labels(params, nst))
+
+
+def frozen_base(base_cls: type[nn.Module], nst: NSTConfig) -> type[nn.Module]:
+  """`base_cls` reading its parameters through stop_gradient (except the layers 'full'
+  fine-tunes), for an engine that differentiates every parameter it is given: no gradient is
+  even computed for a frozen weight. Module paths, parameters and `NST_INPUTS` are unchanged."""
+  trainable = {point.path for point in nst.points} if nst.method == 'full' else set()
+
+  def stop(tree):
+    def leaf(key_path, x):
+      module = '/'.join(str(getattr(key, 'key', key)) for key in key_path[:-1])
+      return x if module in trainable else jax.lax.stop_gradient(x)
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+  return nn.map_variables(base_cls, 'params', trans_in_fn=stop, init=True)
 
 
 def freeze(params: Mapping, labels: Any) -> Any:

@@ -25,6 +25,7 @@ from flax import linen as nn
 from jaxvg.data import degradations as dg
 from jaxvg.projects.nst import injection, losses
 from jaxvg.projects.nst.config import NSTConfig, PointSpec
+from jaxvg.projects.nst.units import QUALITY_COLLECTION
 
 METHODS = ('frozen', 'lora', 'full', 'nst')
 
@@ -113,7 +114,8 @@ def _train(apply: Callable, params: dict, labels_tree: Any, config: ToyConfig, s
       outputs, sown = apply(injection.freeze(params, labels_tree), batch)
       ce = optax.softmax_cross_entropy_with_integer_labels(outputs['logits'],
                                                            batch['labels']).mean()
-      bce = losses.quality_bce(sown, batch['low_quality']) if quality_weight else 0.0
+      bce = (losses.quality_bce(sown[QUALITY_COLLECTION], batch['low_quality'])
+             if quality_weight else 0.0)
       return ce + quality_weight * bce
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, state = tx.update(grads, state, params)

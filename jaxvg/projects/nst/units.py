@@ -2,7 +2,7 @@
 and the LoRA foil. Each acts on the last (channel) axis of a frozen layer's input."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -14,9 +14,9 @@ QUALITY_COLLECTION = 'nst_quality'  # sown QAU logits, for the optional BCE
 
 
 class QualityAdaptiveUnit(nn.Module):
-  """q ∈ [0, 1] (0 = high quality) from the input's mean and root-mean-square over `pool_axes`
-  (not normalised: blur and noise show as a change of feature energy), broadcastable against
-  the input. The logit is sown into `QUALITY_COLLECTION` for the BCE."""
+  """The logit of q ∈ [0, 1] (0 = high quality) from the input's mean and root-mean-square over
+  `pool_axes` (not normalised: blur and noise show as a change of feature energy),
+  broadcastable against the input. The logit is also sown into `QUALITY_COLLECTION`."""
   hidden: int
   pool_axes: Sequence[int] = ()
   init_bias: float = 0.0
@@ -32,7 +32,7 @@ class QualityAdaptiveUnit(nn.Module):
     hidden = nn.gelu(nn.Dense(self.hidden)(jnp.concatenate([mean, rms], axis=-1)))
     logit = nn.Dense(1, bias_init=nn.initializers.constant(self.init_bias))(hidden)
     self.sow(QUALITY_COLLECTION, 'logits', logit)
-    return nn.sigmoid(logit)
+    return logit
 
 
 class Generator(nn.Module):
@@ -47,18 +47,19 @@ class Generator(nn.Module):
 
 class DualSpaceResidual(nn.Module):
   """Δ = P_N g_N(x) + q · P_R g_R(x), projections from the frozen layer's stored basis
-  (`jaxvg.modules.nullspace`, collection 'nullspace' of this module's scope)."""
+  (`jaxvg.modules.nullspace`): `basis` when given, else this module's 'nullspace' collection."""
   hidden: int
   shared_generator: bool = False
   null_generator: bool = True
 
   @nn.compact
-  def __call__(self, x: jax.Array, quality: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, quality: jax.Array,
+               basis: Mapping[str, jax.Array] | None = None) -> jax.Array:
     x = x.astype(jnp.float32)
     row_input = Generator(self.hidden, name='row')(x)
     null_input = (Generator(self.hidden, name='null')(x)
                   if self.null_generator and not self.shared_generator else None)
-    entry = self._basis()
+    entry = self._basis() if basis is None else basis
     if entry is None:  # initialising: the basis is attached afterwards (injection.attach_nullspace)
       return jnp.zeros_like(x)
     null_of_row, row_part = nullspace.split(row_input, entry)

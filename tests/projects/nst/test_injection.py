@@ -208,12 +208,12 @@ def test_quality_bce_against_labels():
   conv_logits = state['nst_quality']['quality_conv']['logits'][0]
   assert conv_logits.shape == (2, 3, 1, 1, 1)  # one score per frame
   labels = jnp.array([0.0, 1.0])
-  loss = losses.quality_bce(state, labels)
+  loss = losses.quality_bce(state['nst_quality'], labels)
   leaves = [l.reshape(2, -1) for l in jax.tree.leaves(state['nst_quality'])]
   expected = np.mean(np.concatenate([np.asarray(optax.sigmoid_binary_cross_entropy(
       l, jnp.broadcast_to(labels[:, None], l.shape))).ravel() for l in leaves]))
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
-  masked = losses.quality_bce(state, labels, jnp.array([True, False]))
+  masked = losses.quality_bce(state['nst_quality'], labels, jnp.array([True, False]))
   only_first = np.mean(np.concatenate([np.asarray(optax.sigmoid_binary_cross_entropy(
       l[0], 0.0)).ravel() for l in leaves]))
   np.testing.assert_allclose(masked, only_first, rtol=1e-6)
