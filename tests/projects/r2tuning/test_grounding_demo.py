@@ -16,11 +16,11 @@ from jaxvg_testing import tiny_synthetic_config
 def test_short_training_reads_the_query(tmp_path, synthetic_root):
   config = tiny_synthetic_config(synthetic_root, **{
       'data.val_split': 'train',            # scored on the training videos (see above)
-      'data.repeat': 60, 'train.epochs': 1,  # 180 steps, one evaluation
-      'model.dropout': 0.0, 'model.droppath': 0.0, 'optim.lr': 2e-3,
+      'data.repeat': 40, 'train.epochs': 1,  # 120 steps, one evaluation
+      'model.dropout': 0.0, 'model.droppath': 0.0, 'optim.lr': 3e-3,
       'optim.warmup_steps': 5, 'train.checkpoint_every': 1000,
       'eval.swapped_queries': True})
   trainer.train_and_evaluate(config, str(tmp_path))
   scores = json.loads((tmp_path / 'swapped_queries.json').read_text())
   true, swapped = scores['true']['MR-full-R1@0.5'], scores['swapped']['MR-full-R1@0.5']
-  assert true >= swapped + 25, (true, swapped)
+  assert true >= swapped + 20, (true, swapped)   # 5 of 24 queries; measured 58.3 vs 20.8
