@@ -31,7 +31,7 @@ import numpy as np
 from jaxvg.data import frames as frames_lib
 from jaxvg.data.cache import build_once
 
-VERSION = 2
+VERSION = 3
 FPS = 0.5
 SIZE = 224
 SIZES = {  # name -> (train queries, val queries, (min clips, max clips))
@@ -147,12 +147,18 @@ def _query(obj: dict) -> str:
 def _video(rng: np.random.Generator, num_clips: int, num_events: int) -> list[dict]:
   """The three objects of one video; the first `num_events` carry events in disjoint windows.
 
+  The objects differ in colour and in shape, so either word of a query's name picks its object
+  (with shared colours, a tiny CLIP that sees colour far better than shape could not tell 'the
+  red circle' from 'the red square').
+
   The timeline is cut into `num_events` equal parts and each event falls inside its own part, so
   the queries of one video ask about different times; which object (row, colour, shape) has the
   event of each part is random, so only the query's words tell the parts apart.
   """
   rows = rng.permutation(len(ROWS))
-  names = rng.permutation([(c, s) for c in COLOURS for s in SHAPES])[:len(ROWS)]
+  colours = rng.permutation(list(COLOURS))[:len(ROWS)]
+  shapes = rng.permutation(SHAPES)[:len(ROWS)]
+  names = list(zip(colours, shapes))
   cuts = np.linspace(0, num_clips, num_events + 1).astype(int)
   objects = []
   for i, (row, (colour, shape)) in enumerate(zip(rows, names)):

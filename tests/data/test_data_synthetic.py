@@ -39,8 +39,9 @@ def test_tiny_is_generated_once_and_consistent(tmp_path):
 
 
 def test_every_video_asks_about_several_shapes_at_different_times(tmp_path):
-  """What makes the query necessary: 2-3 queries per video, naming different shapes, over
-  disjoint windows (a model that ignores the query cannot tell them apart)."""
+  """What makes the query necessary: 2-3 queries per video, naming shapes of different colours
+  and kinds, over disjoint windows (a model that ignores the query cannot tell them apart, and
+  either word of the name picks the shape)."""
   paths = synthetic.ensure_synthetic(str(tmp_path), 'tiny')
   records = readers.read_split('synthetic', paths.anno_dir, 'train').records
   by_video = {}
@@ -49,8 +50,9 @@ def test_every_video_asks_about_several_shapes_at_different_times(tmp_path):
   counts = [len(rs) for rs in by_video.values()]
   assert min(counts[:-1]) >= 2 and max(counts) <= 3        # the last video may be cut short
   for rs in by_video.values():
-    names = [re.match(r'(?:a|the) (\w+ \w+)', r.query).group(1) for r in rs]
-    assert len(set(names)) == len(names)
+    names = [re.match(r'(?:a|the) (\w+) (\w+)', r.query).groups() for r in rs]
+    colours, shapes = zip(*names)
+    assert len(set(colours)) == len(set(shapes)) == len(names)
     spans = sorted(tuple(r.relevant_windows[0]) for r in rs)
     assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
