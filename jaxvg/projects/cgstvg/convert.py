@@ -121,6 +121,24 @@ def to_official(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return out
 
 
+def _take_expected(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple],
+                   from_layout, to_layout, errors: list[str]) -> dict[tuple[str, ...], np.ndarray]:
+  """{Flax path: float32 value in the Flax layout} of every expected key (official key ->
+  (path, Flax shape)); missing and mis-shaped keys are added to `errors`."""
+  flat = {}
+  for key, (path, shape) in sorted(expected.items()):
+    if key not in state:
+      errors.append(f'  missing key: {key}')
+      continue
+    value = from_layout(path, np.asarray(state[key], np.float32))
+    if value.shape != shape:
+      official = to_layout(path, np.empty(shape, np.bool_)).shape
+      errors.append(f'  wrong shape: {key}: {tuple(state[key].shape)}, expected {official}')
+      continue
+    flat[path] = np.ascontiguousarray(value)
+  return flat
+
+
 def is_ignored(key: str) -> bool:
   return any(p.search(key) for p in IGNORED) or key.startswith(tuple(ALIASES))
 
@@ -133,7 +151,7 @@ def from_official(state: Mapping[str, np.ndarray], config: ml_collections.Config
   must equal the head they alias."""
   expected = {official_name(path[1:]): (path, shape)
               for path, shape in variable_shapes(config).items()}
-  errors, ignored, flat = [], [], {}
+  errors, ignored = [], []
   for key in sorted(set(state) - set(expected)):
     if is_ignored(key):
       ignored.append(key)
@@ -144,16 +162,7 @@ def from_official(state: Mapping[str, np.ndarray], config: ml_collections.Config
       main = key + name[len(alias):]
       if main in state and not np.array_equal(state[name], state[main]):
         errors.append(f'  {name} differs from {main}, which it shares parameters with')
-  for key, (path, shape) in sorted(expected.items()):
-    if key not in state:
-      errors.append(f'  missing key: {key}')
-      continue
-    value = _from_official_layout(path, np.asarray(state[key], np.float32))
-    if value.shape != shape:
-      official = _to_official_layout(path, np.empty(shape, np.bool_)).shape
-      errors.append(f'  wrong shape: {key}: {tuple(state[key].shape)}, expected {official}')
-      continue
-    flat[path] = np.ascontiguousarray(value)
+  flat = _take_expected(state, expected, _from_official_layout, _to_official_layout, errors)
   if errors:
     raise ValueError('\n'.join([f'{where}: checkpoint does not match the CG-STVG config']
                                + errors))
@@ -253,7 +262,7 @@ def video_swin_from_official(state: Mapping[str, np.ndarray], arch,
   from jaxvg.modules.video_swin import relative_position_index
   state = swin_wrapper_state(state)
   expected = video_swin_shapes(arch)
-  errors, ignored, flat = [], [], {}
+  errors, ignored = [], []
   index = relative_position_index(arch.window)
   for key in sorted(set(state) - set(expected)):
     if not any(p.search(key) for p in SWIN_IGNORED):
@@ -262,20 +271,11 @@ def video_swin_from_official(state: Mapping[str, np.ndarray], arch,
     ignored.append(key)
     if key.endswith('relative_position_index') and not np.array_equal(state[key], index):
       errors.append(f'  {key}: differs from the index of window {arch.window}')
-  for key, (path, shape) in sorted(expected.items()):
-    if key not in state:
-      errors.append(f'  missing key: {key}')
-      continue
-    value = _swin_from_layout(path, np.asarray(state[key], np.float32))
-    if value.shape != shape:
-      official = _swin_to_layout(path, np.empty(shape, np.bool_)).shape
-      errors.append(f'  wrong shape: {key}: {tuple(state[key].shape)}, expected {official}')
-      continue
-    flat[path[1:]] = np.ascontiguousarray(value)
+  flat = _take_expected(state, expected, _swin_from_layout, _swin_to_layout, errors)
   if errors:
     raise ValueError('\n'.join([f'{where}: weights do not match the Video-Swin {arch}']
                                + errors))
-  return {'params': traverse_util.unflatten_dict(flat)}, ignored
+  return traverse_util.unflatten_dict(flat), ignored
 
 
 def load_video_swin(path: str | os.PathLike, arch) -> Variables:
