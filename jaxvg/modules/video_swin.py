@@ -141,11 +141,10 @@ class SwinBlock3D(nn.Module):
       h = jnp.where(frame_valid[:, :, None, None, None], h, 0)
     h = jnp.pad(h, [(0, 0)] + [(0, p - n) for p, n in zip(padded, size)] + [(0, 0)])
     frame_index = jnp.broadcast_to(jnp.arange(padded[0])[:, None, None], padded)
-    if any(shift):
+    bias = None
+    if any(shift):   # cyclic shift; the mask keeps the regions it brings together apart
       h = jnp.roll(h, [-s for s in shift], axis=(1, 2, 3))
       frame_index = jnp.roll(frame_index, [-s for s in shift], axis=(0, 1, 2))
-    bias = None
-    if any(shift):
       bias = jnp.asarray(shift_mask(padded, window, shift))[None, :, None]   # (1, w, 1, N, N)
     if mask_from is not None:
       keys = partition(frame_index[None], window)[0]                          # (w, N)
@@ -197,10 +196,8 @@ class VideoSwin(nn.Module):
       # keys inside the official zero padding (to a multiple of the window) stay, later ones go
       mask_from = jnp.where(lengths <= window_t, lengths, -(-lengths // window_t) * window_t)
       frame_valid = frame_mask
-    outputs = []
-    for i, (depth, heads) in enumerate(zip(a.depths, a.heads)):
-      dims = a.out_dims[i]
-      shift = tuple(k // 2 for k in a.window)
+    outputs, shift = [], tuple(k // 2 for k in a.window)
+    for i, (depth, heads, dims) in enumerate(zip(a.depths, a.heads, a.out_dims)):
       for j in range(depth):
         x = SwinBlock3D(dims, heads, a.window, (0, 0, 0) if j % 2 == 0 else shift,
                         a.mlp_ratio, name=f'layers_{i}_blocks_{j}')(x, mask_from, frame_valid)
