@@ -1,6 +1,6 @@
 """Runs the benchmark suites, prints one table and writes JSON.
 
-  python -m jaxvg.bench [--only r2tuning,sdst,clip,data,evaluation,zeroshot] [--json out.json]
+  python -m jaxvg.bench [--only r2tuning,sdst,cgstvg,clip,data,evaluation,zeroshot] [--json out.json]
                         [--quick]
                         [--official_step_s S]
   python -m jaxvg.bench --serve_train_steps   # one headline step per stdin line (see below)
@@ -27,7 +27,7 @@ from jaxvg import hugepages
 from jaxvg.bench import host
 from jaxvg.errors import UserError, cli_boundary
 
-SUITES = ('r2tuning', 'sdst', 'clip', 'data', 'evaluation', 'zeroshot')
+SUITES = ('r2tuning', 'sdst', 'cgstvg', 'clip', 'data', 'evaluation', 'zeroshot')
 
 
 def _default_shared() -> str:
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
   if 'sdst' in only:
     from jaxvg.bench import sdst
     suites['sdst'] = lambda: sdst.run(args.repeats, gflops)
+  if 'cgstvg' in only:
+    from jaxvg.bench import cgstvg
+    suites['cgstvg'] = lambda: cgstvg.run(args.repeats, gflops, args.quick or None)
   if 'clip' in only:
     from jaxvg.bench import clip
     suites['clip'] = lambda: clip.run(ceiling_gflops=gflops)

@@ -6,6 +6,9 @@
 writes DATA_DIR/clip_b32_vid_k4/<vid>.npy (T, K, P, Dv) and, for each annotation query,
 DATA_DIR/clip_b32_txt_k4/<qid>.npy (L, K, Dq), float16. Existing outputs are skipped.
 `--clip random --arch tiny` runs with random weights (smoke tests only).
+
+  python -m jaxvg.prepare features cgstvg ...   CG-STVG's C5 / Video-Swin maps per STVG video
+                                                (jaxvg.prepare.cgstvg_features)
 """
 from __future__ import annotations
 
@@ -65,6 +68,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+  if argv and argv[0] == 'cgstvg':
+    from jaxvg.prepare import cgstvg_features
+    return cgstvg_features.main(argv[1:])
   args = parse_args(argv)
   dtype = jnp.dtype(args.dtype)
   if args.frames and not os.path.isdir(args.frames):

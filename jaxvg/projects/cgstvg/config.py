@@ -26,6 +26,11 @@ def base_config() -> ml_collections.ConfigDict:
   m.train_resnet_stages = (2, 3, 4)
   m.use_swin = True               # False: the lighter variant without the Video-Swin branch
   m.swin_dims = 768
+  # The frozen Video-Swin-T (backbone.py; official `video_swin_t_p4w7`): weights from the K400
+  # release or a CG-STVG checkpoint (its `vid.` keys); '' = seeded random (tests, benchmarks).
+  m.swin_weights = ''
+  m.swin_tower = ml_collections.ConfigDict({
+      'embed_dim': 96, 'depths': (2, 2, 6, 2), 'heads': (3, 6, 12, 24), 'window': (8, 7, 7)})
   m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
   # Official MLPs drop out their output logits too; False drops hidden activations only.
   m.head_dropout_logits = True
@@ -50,6 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
   d.dataset = 'hcstvg'            # jaxvg.data.stvg_readers.STVG_PROTOCOLS
   d.anno_dir = ''
   d.frames_dir = ''
+  # A `python -m jaxvg.prepare features cgstvg` cache: C5 (and Swin) maps replace the frames.
+  d.features_dir = ''
   d.train_split = 'train'
   d.val_split = 'test'
   d.resolution = 420              # short side; the long side at most 1.4x (588)

@@ -7,6 +7,10 @@ HWIO <-> OIHW, LayerNorm/Embed `scale`/`embedding` <-> `weight`; frozen batch-no
 (never-trained) parameters under their official names. A checkpoint is accepted only if every
 key the config needs is present with its exact shape; official keys the port never uses are
 reported as ignored.
+
+The frozen Video-Swin-T has a loader of its own (`load_video_swin`): its parameters belong to the
+task's frozen backbone, not to the trained model, and come from either the Kinetics-400 release
+or the `vid.` keys of a CG-STVG checkpoint.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ _WHOLE = {'self_attn', 'cross_attn_image'}
 _INDEXED = re.compile(r'^(.+)_(\d+)$')
 
 # Official modules that are built but never called, buffers the port recomputes, the frozen
-# Video-Swin (not ported: its stage-4 map is an input), and the second names of shared heads.
+# Video-Swin (the frozen backbone's: `load_video_swin`), and the second names of shared heads.
 IGNORED = tuple(re.compile(p) for p in (
     r'^ground_encoder\.encoder\.(temporal_layers\.|time_embed\.|local_pos_embed\.|frame_cls\.'
     r'|video_cls\.)',
@@ -117,6 +121,24 @@ def to_official(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return out
 
 
+def _take_expected(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple],
+                   from_layout, to_layout, errors: list[str]) -> dict[tuple[str, ...], np.ndarray]:
+  """{Flax path: float32 value in the Flax layout} of every expected key (official key ->
+  (path, Flax shape)); missing and mis-shaped keys are added to `errors`."""
+  flat = {}
+  for key, (path, shape) in sorted(expected.items()):
+    if key not in state:
+      errors.append(f'  missing key: {key}')
+      continue
+    value = from_layout(path, np.asarray(state[key], np.float32))
+    if value.shape != shape:
+      official = to_layout(path, np.empty(shape, np.bool_)).shape
+      errors.append(f'  wrong shape: {key}: {tuple(state[key].shape)}, expected {official}')
+      continue
+    flat[path] = np.ascontiguousarray(value)
+  return flat
+
+
 def is_ignored(key: str) -> bool:
   return any(p.search(key) for p in IGNORED) or key.startswith(tuple(ALIASES))
 
@@ -129,7 +151,7 @@ def from_official(state: Mapping[str, np.ndarray], config: ml_collections.Config
   must equal the head they alias."""
   expected = {official_name(path[1:]): (path, shape)
               for path, shape in variable_shapes(config).items()}
-  errors, ignored, flat = [], [], {}
+  errors, ignored = [], []
   for key in sorted(set(state) - set(expected)):
     if is_ignored(key):
       ignored.append(key)
@@ -140,16 +162,7 @@ def from_official(state: Mapping[str, np.ndarray], config: ml_collections.Config
       main = key + name[len(alias):]
       if main in state and not np.array_equal(state[name], state[main]):
         errors.append(f'  {name} differs from {main}, which it shares parameters with')
-  for key, (path, shape) in sorted(expected.items()):
-    if key not in state:
-      errors.append(f'  missing key: {key}')
-      continue
-    value = _from_official_layout(path, np.asarray(state[key], np.float32))
-    if value.shape != shape:
-      official = _to_official_layout(path, np.empty(shape, np.bool_)).shape
-      errors.append(f'  wrong shape: {key}: {tuple(state[key].shape)}, expected {official}')
-      continue
-    flat[path] = np.ascontiguousarray(value)
+  flat = _take_expected(state, expected, _from_official_layout, _to_official_layout, errors)
   if errors:
     raise ValueError('\n'.join([f'{where}: checkpoint does not match the CG-STVG config']
                                + errors))
@@ -171,4 +184,102 @@ def load_weights(path: str | os.PathLike, config: ml_collections.ConfigDict,
                  use_ema: bool = True) -> Variables:
   """Official CG-STVG checkpoint -> jaxvg variables for `config` (ignored keys dropped)."""
   variables, _ = from_official(read_checkpoint(path, use_ema), config, where=str(path))
+  return jax.tree.map(jnp.asarray, variables)
+
+
+# Video-Swin-T: the official wrapper's names (`VideoSwinTransformerBackbone`) <-> jaxvg's.
+_SWIN_NAMES = ((re.compile(r'^layers_(\d+)_blocks_(\d+)\.'), r'layers.\1.blocks.\2.'),
+               (re.compile(r'^downsamples_(\d+)\.'), r'downsamples.\1.'),
+               (re.compile(r'^patch_embed_'), 'patch_embed.'),
+               (re.compile(r'\.mlp_fc'), '.mlp.fc'))
+# The K400 release: the backbone under `backbone.`, each stage's PatchMerging inside the stage,
+# a final norm and a classifier the wrapper drops, and a temporal patch of 2 (summed to 1).
+_RELEASE_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.')
+SWIN_IGNORED = tuple(re.compile(p) for p in (r'^norm\.', r'^cls_head\.',
+                                             r'\.relative_position_index$'))
+
+
+def swin_official_name(path: tuple[str, ...]) -> str:
+  """Official wrapper key of a `VideoSwin` parameter path."""
+  *modules, leaf = path
+  name = '.'.join([*modules, {'kernel': 'weight', 'scale': 'weight'}.get(leaf, leaf)])
+  for pattern, replacement in _SWIN_NAMES:
+    name = pattern.sub(replacement, name)
+  return name
+
+
+def _swin_from_layout(path: tuple[str, ...], value: np.ndarray) -> np.ndarray:
+  if path[-1] == 'kernel':
+    return value.T if value.ndim == 2 else value.transpose(2, 3, 4, 1, 0)   # OIDHW -> DHWIO
+  return value
+
+
+def _swin_to_layout(path: tuple[str, ...], value: np.ndarray) -> np.ndarray:
+  if path[-1] == 'kernel':
+    return value.T if value.ndim == 2 else value.transpose(4, 3, 0, 1, 2)   # DHWIO -> OIDHW
+  return value
+
+
+def swin_wrapper_state(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The wrapper's own keys from any official form: a CG-STVG checkpoint (`vid.`), the K400
+  release (`backbone.`; the official loader's renames and temporal kernel sum), or bare keys."""
+  for prefix in ('state_dict.', 'model_ema.', 'model.', 'module.'):
+    if any(k.startswith(prefix) for k in state):
+      state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+  if any(k.startswith('vid.') for k in state):
+    return {k[4:]: v for k, v in state.items() if k.startswith('vid.')}
+  if any(k.startswith('backbone.') for k in state):
+    out = {_RELEASE_DOWNSAMPLE.sub(r'downsamples.\1.', k[9:]): v for k, v in state.items()
+           if k.startswith('backbone.')}
+    if 'patch_embed.proj.weight' in out:
+      out['patch_embed.proj.weight'] = out['patch_embed.proj.weight'].sum(2, keepdims=True)
+    return out
+  return dict(state)
+
+
+def video_swin_shapes(arch) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+  """Official wrapper key -> (Flax variable path, Flax shape) of every `VideoSwin(arch)`
+  parameter, no allocation."""
+  from jaxvg.modules.video_swin import VideoSwin
+  shapes = jax.eval_shape(lambda: VideoSwin(arch).init(jax.random.key(0),
+                                                       jnp.zeros((1, 1, 32, 32, 3))))
+  return {swin_official_name(path[1:]): (path, tuple(v.shape))
+          for path, v in traverse_util.flatten_dict(shapes).items()}
+
+
+def video_swin_official_shapes(arch) -> dict[str, tuple[int, ...]]:
+  """Official wrapper key -> official shape of every parameter the port loads."""
+  return {key: _swin_to_layout(path, np.empty(shape, np.bool_)).shape
+          for key, (path, shape) in video_swin_shapes(arch).items()}
+
+
+def video_swin_from_official(state: Mapping[str, np.ndarray], arch,
+                             where: str = '<state dict>') -> tuple[Variables, list[str]]:
+  """Any official Video-Swin state dict -> ({'params': ...} for `VideoSwin(arch)`, ignored keys).
+
+  Raises ValueError naming every missing, mis-shaped and unexpected key, and any stored
+  relative-position index that differs from the one the window implies."""
+  from jaxvg.modules.video_swin import relative_position_index
+  state = swin_wrapper_state(state)
+  expected = video_swin_shapes(arch)
+  errors, ignored = [], []
+  index = relative_position_index(arch.window)
+  for key in sorted(set(state) - set(expected)):
+    if not any(p.search(key) for p in SWIN_IGNORED):
+      errors.append(f'  unexpected key: {key}')
+      continue
+    ignored.append(key)
+    if key.endswith('relative_position_index') and not np.array_equal(state[key], index):
+      errors.append(f'  {key}: differs from the index of window {arch.window}')
+  flat = _take_expected(state, expected, _swin_from_layout, _swin_to_layout, errors)
+  if errors:
+    raise ValueError('\n'.join([f'{where}: weights do not match the Video-Swin {arch}']
+                               + errors))
+  return traverse_util.unflatten_dict(flat), ignored
+
+
+def load_video_swin(path: str | os.PathLike, arch) -> Variables:
+  """Video-Swin parameters (the frozen backbone's) from the Kinetics-400 release `.pth` or an
+  official CG-STVG checkpoint, without torch."""
+  variables, _ = video_swin_from_official(read_torch_archive(path), arch, where=str(path))
   return jax.tree.map(jnp.asarray, variables)

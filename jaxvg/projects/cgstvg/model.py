@@ -41,6 +41,15 @@ def roberta_arch(config: ml_collections.ConfigDict) -> RobertaArch:
                      type_vocab_size=t.type_vocab_size, pad_token_id=t.pad_token_id)
 
 
+def normalise_frames(frames: jax.Array, pixel_mask: jax.Array,
+                     data: ml_collections.ConfigDict) -> jax.Array:
+  """(B, T, H, W, 3) uint8 -> ImageNet-normalised float32, zero outside `pixel_mask` (B, H, W)
+  (the official normalises, then pads with zeros)."""
+  frames = (frames.astype(jnp.float32) / 255 - jnp.asarray(data.pixel_mean)) / jnp.asarray(
+      data.pixel_std)
+  return jnp.where(pixel_mask[:, None, :, :, None], frames, 0)
+
+
 class FeatureResizer(nn.Module):
   """Linear → LayerNorm (eps 1e-12) → Dropout: text states to the model width."""
   dims: int
@@ -223,10 +232,7 @@ class CGSTVG(nn.Module):
     b, t, height, width = frames.shape[:4]
     pixel_mask = batch.get('pixel_mask', jnp.ones((b, height, width), bool))
     if frames.dtype == jnp.uint8:
-      d = self.config.data
-      frames = (frames.astype(jnp.float32) / 255 - jnp.asarray(d.pixel_mean)) / jnp.asarray(
-          d.pixel_std)
-      frames = jnp.where(pixel_mask[:, None, :, :, None], frames, 0)
+      frames = normalise_frames(frames, pixel_mask, self.config.data)
     c5 = self.resnet(frames.reshape((-1,) + frames.shape[2:]))
     c5 = c5.reshape((b, t) + c5.shape[1:])
     h, w = c5.shape[2:4]

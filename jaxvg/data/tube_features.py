@@ -1,0 +1,144 @@
+"""CG-STVG's frozen features cached per video (`python -m jaxvg.prepare features cgstvg`), read
+in place of frames by the tube pipeline.
+
+  <features_dir>/index.json          the frames index entries of the cached videos (num_frames,
+                                     raw frame_ids, fps, height, width: `FrameReader` format)
+  <features_dir>/cgstvg_c5/<key>.npy    (T, h, w, 2048) float16  ResNet C5 of every stored frame
+  <features_dir>/cgstvg_swin/<key>.npy  (T, h, w, 768) float16   Video-Swin stage 4 (Swin branch)
+  <features_dir>/failures.json       videos that could not be encoded, with the error
+
+T and the order are those of the frames directory the cache was made from; h, w = ceil(H/32),
+ceil(W/32) of the video's own frame size (each video encoded alone and unpadded, as the official
+runs one video at a time). The Swin map of a frame depends on its temporal neighbours (windows of
+8 frames): the cache holds it for the video's whole stored clip, which is what a sample sees when
+it keeps every stored frame in order (evaluation); a temporally cropped or subsampled training
+sample sees the same features, where the official would re-run the tower on the shorter clip.
+
+`CachedTubeData` is `TubeData` with the cache as its frame source: the same sampling, crop and
+text, then the rows of the kept frames, padded to the canvas grid with `grid_mask`. Files are
+memory-mapped, so only the kept rows are read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import ml_collections
+import numpy as np
+
+from jaxvg.data.frames import INDEX_FILE
+from jaxvg.data.tube_examples import TubeData
+from jaxvg.data.tubes import TubeRecord
+
+MAPS = {'c5': 'cgstvg_c5', 'swin': 'cgstvg_swin'}
+FAILURES_FILE = 'failures.json'
+
+
+class TubeFeatureCache:
+  """The cache as the tube pipeline's frame source: `read(key)` gives the stored positions
+  (0..T-1), whose kept subset `rows(key, positions)` turns into feature rows. Picklable."""
+
+  def __init__(self, path: str, maps: Sequence[str] = ('c5', 'swin')):
+    self.path, self.maps = path, tuple(maps)
+    index_path = os.path.join(path, INDEX_FILE)
+    if not os.path.exists(index_path):
+      raise FileNotFoundError(f'{path!r} is not a CG-STVG feature cache (no {INDEX_FILE}; '
+                              'write it with `python -m jaxvg.prepare features cgstvg`)')
+    with open(index_path) as f:
+      self._index = json.load(f)
+
+  def keys(self) -> list[str]:
+    return list(self._index)
+
+  def _meta(self, key: str) -> dict:
+    if key not in self._index:
+      raise KeyError(f'video {key!r} not in feature cache {self.path!r}')
+    return self._index[key]
+
+  def num_frames(self, key: str) -> int:
+    return int(self._meta(key)['num_frames'])
+
+  def frame_ids(self, key: str) -> np.ndarray | None:
+    ids = self._meta(key).get('frame_ids')
+    return None if ids is None else np.asarray(ids, np.int64)
+
+  def read(self, key: str) -> np.ndarray:
+    """(T,) stored positions: what the example keeps of them selects the feature rows."""
+    return np.arange(self.num_frames(key))
+
+  def rows(self, key: str, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """{'c5': (n, h, w, 2048), 'swin': (n, h, w, 768)} rows of the stored `positions`."""
+    out = {}
+    for name in self.maps:
+      path = os.path.join(self.path, MAPS[name], f'{key}.npy')
+      try:
+        array = np.load(path, mmap_mode='r')
+      except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f'feature file {path!r}: {e}') from None
+      if array.ndim != 4 or len(array) != self.num_frames(key):
+        raise ValueError(f'feature file {path!r} has shape {array.shape}; expected '
+                         f'({self.num_frames(key)}, h, w, C)')
+      out[name] = np.asarray(array[positions])
+    return out
+
+
+def collate_maps(examples: Sequence[dict | None], frames: int, grid: tuple[int, int],
+                 maps: Sequence[str]) -> dict[str, np.ndarray]:
+  """The maps of the examples padded to (B, frames, *grid, C) float16, top-left, with the valid
+  cells `grid_mask` (B, *grid)."""
+  real = [e for e in examples if e is not None]
+  batch = {'grid_mask': np.zeros((len(examples),) + grid, bool)}
+  for name in maps:
+    dims = real[0][name].shape[-1] if real else 1
+    batch[name] = np.zeros((len(examples), frames) + grid + (dims,), np.float16)
+  for i, e in enumerate(examples):
+    if e is None:
+      continue
+    n, h, w = e[maps[0]].shape[:3]
+    if h > grid[0] or w > grid[1]:
+      raise ValueError(f"{e['qid']!r}: a {h}x{w} feature grid exceeds the canvas grid {grid}")
+    batch['grid_mask'][i, :h, :w] = True
+    for name in maps:
+      batch[name][i, :n, :h, :w] = e[name]
+  return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedTubeData:
+  """The tube `DataAdapter` on cached features (config.data.features_dir): `TubeData`'s samples
+  (sampling, temporal crop, text) with `c5`/`swin`/`grid_mask` instead of frames/pixel_mask."""
+  tubes: TubeData
+  grid: tuple[int, int]
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
+                  process_count: int = 1) -> 'CachedTubeData':
+    d = config.data
+    cache = TubeFeatureCache(d.features_dir, ('c5', 'swin') if config.model.use_swin else ('c5',))
+    with_cache = config.copy_and_resolve_references()
+    with_cache.data.frames_dir = d.features_dir   # its index.json is in the frames index format
+    tubes = TubeData.from_config(with_cache, train=train, seed=seed, process_count=process_count)
+    # frames become 1x1 placeholders: collate_tubes then pads positions, boxes, text and masks
+    tubes = dataclasses.replace(tubes, frames=cache, height=1, width=1)
+    return cls(tubes, (math.ceil(d.height / 32), math.ceil(d.width / 32)))
+
+  def length(self, record: TubeRecord) -> int:
+    return self.tubes.length(record)
+
+  def example(self, record: TubeRecord, *, epoch: int, index: int) -> dict[str, Any]:
+    example = self.tubes.example(record, epoch=epoch, index=index)
+    positions = example.pop('frames')
+    example.update(self.tubes.frames.rows(record.video_key, positions))
+    example['frames'] = np.zeros((len(positions), 1, 1, 3), np.uint8)
+    return example
+
+  def collate(self, examples: Sequence[dict | None], length: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    batch, meta = self.tubes.collate(examples, length)
+    del batch['frames'], batch['pixel_mask']
+    batch.update(collate_maps(examples, batch['frame_mask'].shape[1], self.grid,
+                              self.tubes.frames.maps))
+    return batch, meta
