@@ -6,7 +6,9 @@ import ml_collections
 
 from jaxvg import registry
 from jaxvg.data.tube_examples import TubeData
+from jaxvg.data.tube_features import CachedTubeData
 from jaxvg.errors import UserError
+from jaxvg.projects.cgstvg.backbone import frozen_swin
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
@@ -20,11 +22,14 @@ def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
 
 
 def make_data(config: ml_collections.ConfigDict, *, train: bool, seed: int,
-              process_count: int) -> TubeData:
-  data = TubeData.from_config(config, train=train, seed=seed, process_count=process_count)
+              process_count: int) -> TubeData | CachedTubeData:
+  """Frames through the model's own ResNet, or the frozen maps of `prepare features cgstvg`."""
+  source = CachedTubeData if config.data.get('features_dir') else TubeData
+  data = source.from_config(config, train=train, seed=seed, process_count=process_count)
+  tokenizer = data.tubes.tokenizer if isinstance(data, CachedTubeData) else data.tokenizer
   vocab = config.model.text.vocab_size
-  if data.tokenizer is not None and data.tokenizer.vocab_size > vocab:
-    raise UserError(f'data.tokenizer {config.data.tokenizer!r} has {data.tokenizer.vocab_size} '
+  if tokenizer is not None and tokenizer.vocab_size > vocab:
+    raise UserError(f'data.tokenizer {config.data.tokenizer!r} has {tokenizer.vocab_size} '
                     f'tokens; model.text.vocab_size is {vocab}')
   return data
 
@@ -40,6 +45,7 @@ TASK = registry.Task(
     make_data=make_data,
     postprocess=postprocess,
     load_weights=load_params,
+    frozen_backbone=frozen_swin,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
                                param_labels=param_labels, make_optimizer=make_optimizer),
     video_predictor=VideoPredictor,
