@@ -1,4 +1,5 @@
-"""Helpers of the predictor tests: the synthetic config, mp4 writing, a video with a known event."""
+"""Helpers of the predictor tests: the synthetic config, mp4 writing, a video with a known event,
+and running the notebooks."""
 import pathlib
 
 import numpy as np
@@ -11,6 +12,29 @@ NUM_CLIPS = 8
 
 
 REPO = ROOT
+
+
+def notebook_code_cells(name: str) -> list:
+  """The committed notebook's code cells (outputs must be stripped before committing)."""
+  import nbformat
+  notebook = nbformat.read(REPO / 'notebooks' / name, as_version=4)
+  return [c for c in notebook.cells if c.cell_type == 'code']
+
+
+def run_notebook(name: str, monkeypatch, *, cache_dir: pathlib.Path, workdir: pathlib.Path,
+                 timeout: int) -> tuple[list[dict], str]:
+  """Executes notebooks/NAME in its CI variant (JAXVG_NOTEBOOK_CI=1) on the session's synthetic
+  data; returns every code output and their text joined."""
+  import nbformat
+  from nbclient import NotebookClient
+  monkeypatch.setenv('JAXVG_NOTEBOOK_CI', '1')
+  monkeypatch.setenv('JAXVG_NOTEBOOK_WORKDIR', str(workdir))
+  monkeypatch.setenv('JAXVG_CACHE', str(cache_dir))
+  notebook = nbformat.read(REPO / 'notebooks' / name, as_version=4)
+  NotebookClient(notebook, timeout=timeout, kernel_name='python3',
+                 resources={'metadata': {'path': str(REPO / 'notebooks')}}).execute()
+  outputs = [o for c in notebook.cells if c.cell_type == 'code' for o in c.outputs]
+  return outputs, '\n'.join(o.get('text', '') for o in outputs)
 
 
 def synthetic_config(size: str, system: str = 'r2tuning'):
