@@ -109,11 +109,7 @@ def train_step_case(reduced: bool, shape: tuple[int, ...], repeats: int) -> dict
   _, state, step = r2_bench._train_step(config)
   batch = cached_batch(config, shape)
   compiled, compile_s, gflop = _compiled(step, state, batch, None)
-  holder = {'state': state}
-
-  def one_step():
-    holder['state'], metrics = compiled(holder['state'], batch, None)
-    return metrics
+  one_step, _ = r2_bench.stepper(compiled, state, batch)
 
   jax.block_until_ready(one_step())
   step_s, cpu_s, steal = r2_bench._median_seconds(one_step, repeats)

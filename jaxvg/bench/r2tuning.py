@@ -101,6 +101,19 @@ def _train_step(config) -> tuple[trainer.Run, Any, Any]:
   return run, state, step
 
 
+def stepper(compiled: Callable[..., Any], state: Any, batch: Any
+            ) -> tuple[Callable[[], Any], dict[str, Any]]:
+  """(a call that runs one compiled train step, carrying the state on, and returns its metrics;
+  the holder whose 'state' is the latest train state)."""
+  holder = {'state': state}
+
+  def one_step():
+    holder['state'], metrics = compiled(holder['state'], batch, None)
+    return metrics
+
+  return one_step, holder
+
+
 def compiled_train_step(batch_size: int, num_clips: int, precision: str = 'fp32',
                         scan_unroll: int = 0) -> tuple[Callable[[], Any], dict[str, float]]:
   """The engine's jitted train step on a benchmark batch, compiled: (a call that runs one step,
@@ -112,12 +125,7 @@ def compiled_train_step(batch_size: int, num_clips: int, precision: str = 'fp32'
   compiled = step.lower(state, batch, None).compile()
   compile_s = time.perf_counter() - start
   flops, bytes_accessed = _cost(compiled)
-  holder = {'state': state}
-
-  def one_step():
-    holder['state'], metrics = compiled(holder['state'], batch, None)
-    return metrics
-
+  one_step, _ = stepper(compiled, state, batch)
   return one_step, {'compile_s': compile_s, 'xla_gflop': flops / 1e9,
                     'xla_gbytes': bytes_accessed / 1e9}
 

@@ -72,11 +72,7 @@ def train_step_case(batch_size: int, repeats: int) -> dict[str, float]:
   compiled = step.lower(state, batch, None).compile()
   compile_s = time.perf_counter() - start
   flops, _ = r2_bench._cost(compiled)
-  holder = {'state': state}
-
-  def one_step():
-    holder['state'], metrics = compiled(holder['state'], batch, None)
-    return metrics
+  one_step, holder = r2_bench.stepper(compiled, state, batch)
 
   jax.block_until_ready(one_step())
   step_s, cpu_s, steal = r2_bench._median_seconds(one_step, repeats)
