@@ -32,13 +32,19 @@ EXPECTED = {
     ('sdst/charades_sta.py', None): None,
     ('sdst/tacos.py', None): None,
     ('sdst/synthetic.py', 'tiny'): None,
+    # NST: the frozen CG-STVG base with injected units, built and stepped in tests/projects/nst.
+    ('nst/hcstvg_v1.py', None): None,
+    ('nst/hcstvg_v2.py', None): None,
+    ('nst/vidstg.py', None): None,
+    ('nst/synthetic.py', None): None,
     # Zero-shot: never trained; its model and runner are tested in tests/projects/zeroshot.
     ('zeroshot/hcstvg_v1.py', None): None,
     ('zeroshot/hcstvg_v2.py', None): None,
     ('zeroshot/vidstg.py', None): None,
     ('zeroshot/synthetic.py', 'tiny'): None,
 }
-OWN_TESTS = {'cgstvg': 'tests/projects/cgstvg', 'sdst': 'tests/projects/sdst',
+OWN_TESTS = {'cgstvg': 'tests/projects/cgstvg', 'nst': 'tests/projects/nst',
+             'sdst': 'tests/projects/sdst',
              'zeroshot': 'tests/projects/zeroshot'}
 
 

@@ -23,6 +23,7 @@ from configs.cgstvg import synthetic
 
 def get_config(arg=''):
   c = synthetic.get_config()
+  c.data.height, c.data.width = 64, 96   # the canvas the shapes below are checked against
   c.model.use_swin = True
   c.model.swin_dims = 32
   t = c.model.swin_tower
