@@ -24,6 +24,17 @@ def base_config() -> ml_collections.ConfigDict:
   m.resnet_width = 64             # torchvision's (C5 has 32x this many channels)
   # BackboneBase: layer2-4 train when VIS_BACKBONE_LR > 0 (0 = the stem conv, never official)
   m.train_resnet_stages = (2, 3, 4)
+  # '' = the ResNet starts fresh (official: MDETR's, through --init_from); 'synthetic' = the toy
+  # ResNet pretrained on the synthetic benchmark's renderer (synthetic_backbone.py).
+  m.resnet_weights = ''
+  # The spatial decoder's box per layer: 'absolute' (official, sigmoid(bbox_embed(tgt)); the
+  # anchor only steers attention) or 'anchor_offset' (DAB-DETR, whose decoder CG-STVG adapts:
+  # sigmoid(bbox_embed(tgt) + logit(anchor)), each layer refining the previous box).
+  m.box_refine = 'absolute'
+  # Official (DETR): the 2-D sine positions enter attention queries and keys only, so a box is
+  # read from features whose position the (pretrained) backbone encodes. True also adds them to
+  # the visual tokens themselves (ViT-style), so every attended value carries its cell.
+  m.content_positions = False
   m.use_swin = True               # False: the lighter variant without the Video-Swin branch
   m.swin_dims = 768
   # The frozen Video-Swin-T (backbone.py; official `video_swin_t_p4w7`): weights from the K400
