@@ -106,7 +106,8 @@ def test_tube_pipeline_reads_the_cache_into_model_inputs(setup):
              for i, (key, (t, h, w)) in enumerate(list(VIDEOS.items())[:2])]
   examples = [data.example(r, epoch=0, index=i) for i, r in enumerate(records)]
   batch, meta = data.collate(examples + [None], data.length(records[0]))
-  assert batch['c5'].shape == (3, 16, 2, 3, 2048) and batch['swin'].shape == (3, 16, 2, 3, 32)
+  assert batch['c5'].shape == (3, 16, 2, 3, 32 * config.model.resnet_width)
+  assert batch['swin'].shape == (3, 16, 2, 3, 32)
   assert batch['grid_mask'][:, 0].tolist() == [[True, True, False]] * 2 + [[False] * 3]
   assert 'frames' not in batch and batch['frame_mask'].sum(1).tolist() == [7, 5, 0]
   cache = TubeFeatureCache(setup['out'])
