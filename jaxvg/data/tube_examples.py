@@ -104,6 +104,14 @@ def even_odd_halves(example: dict[str, Any], frame_keys: Sequence[str] = FRAME_K
   return halves[0], halves[1] if len(halves[1]['frame_ids']) else None
 
 
+def halves_rows(examples: Sequence[dict | None], frame_keys: Sequence[str] = FRAME_KEYS
+                ) -> list[dict | None]:
+  """Each example's even and odd halves side by side, the batch rows of the official test (a
+  padding sample gives two padding rows)."""
+  return [half for e in examples
+          for half in (even_odd_halves(e, frame_keys) if e is not None else (None, None))]
+
+
 def frame_bucket(length: int, buckets: Sequence[int]) -> int:
   """The smallest bucket holding `length` frames."""
   for bucket in sorted(buckets):
@@ -310,10 +318,7 @@ class TubeData:
            ) -> list[dict | None]:
     """The batch rows of `examples`: themselves, or with `test_halves` each one's even and odd
     halves side by side (a padding sample gives two padding rows)."""
-    if not self.test_halves:
-      return list(examples)
-    return [half for e in examples
-            for half in (even_odd_halves(e, frame_keys) if e is not None else (None, None))]
+    return halves_rows(examples, frame_keys) if self.test_halves else list(examples)
 
   def collate_rows(self, rows: Sequence[dict | None], length: int
                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

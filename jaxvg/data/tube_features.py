@@ -5,6 +5,9 @@ in place of frames by the tube pipeline.
                                      raw frame_ids, fps, height, width: `FrameReader` format)
   <features_dir>/cgstvg_c5/<key>.npy    (T, h, w, 2048) float16  ResNet C5 of every stored frame
   <features_dir>/cgstvg_swin/<key>.npy  (T, h, w, 768) float16   Video-Swin stage 4 (Swin branch)
+  <features_dir>/cgstvg_swin_halves/<key>.npy   the same, the tower run on the even and on the odd
+                                     frames apart (`data.test_halves`: what the official test's
+                                     two clips see), rows in stored order
   <features_dir>/cgstvg_text/<sha1>.npy (n, 768) float16  RoBERTa's last hidden states of one
                                      query's n token ids (`text_key`), written when the config
                                      freezes the text tower (`model.text.frozen`)
@@ -14,8 +17,10 @@ T and the order are those of the frames directory the cache was made from; h, w 
 ceil(W/32) of the video's own frame size (each video encoded alone and unpadded, as the official
 runs one video at a time). The Swin map of a frame depends on its temporal neighbours (windows of
 8 frames): the cache holds it for the video's whole stored clip, which is what a sample sees when
-it keeps every stored frame in order (evaluation); a temporally cropped or subsampled training
-sample sees the same features, where the official would re-run the tower on the shorter clip.
+it keeps every stored frame in order (evaluation), and with `data.test_halves` for each half run
+alone (`cgstvg_swin_halves`, what the official test's even and odd clips see); a temporally
+cropped or subsampled training sample sees the same features, where the official would re-run
+the tower on the shorter clip.
 
 `CachedTubeData` is `TubeData` with the cache as its frame source: the same sampling, crop and
 text, then the rows of the kept frames, padded to the canvas grid with `grid_mask`, and the
@@ -30,7 +35,7 @@ import hashlib
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -40,7 +45,7 @@ from jaxvg.data.tube_examples import FRAME_KEYS, TubeData
 from jaxvg.data.tubes import TubeRecord
 from jaxvg.errors import UserError
 
-MAPS = {'c5': 'cgstvg_c5', 'swin': 'cgstvg_swin'}
+MAPS = {'c5': 'cgstvg_c5', 'swin': 'cgstvg_swin', 'swin_halves': 'cgstvg_swin_halves'}
 TEXT_DIR = 'cgstvg_text'
 FAILURES_FILE = 'failures.json'
 
@@ -73,10 +78,14 @@ class TextStateCache:
 
 class TubeFeatureCache:
   """The cache as the tube pipeline's frame source: `read(key)` gives the stored positions
-  (0..T-1), whose kept subset `rows(key, positions)` turns into feature rows. Picklable."""
+  (0..T-1), whose kept subset `rows(key, positions)` turns into feature rows. Picklable.
 
-  def __init__(self, path: str, maps: Sequence[str] = ('c5', 'swin')):
-    self.path, self.maps = path, tuple(maps)
+  `maps`: the batch's map names, each read from the `MAPS` entry of the same name, or a mapping
+  {batch name: `MAPS` entry} (the test's halves read `swin` from 'swin_halves')."""
+
+  def __init__(self, path: str, maps: Sequence[str] | Mapping[str, str] = ('c5', 'swin')):
+    self.sources = dict(maps) if isinstance(maps, Mapping) else {name: name for name in maps}
+    self.path, self.maps = path, tuple(self.sources)
     index_path = os.path.join(path, INDEX_FILE)
     if not os.path.exists(index_path):
       raise FileNotFoundError(f'{path!r} is not a CG-STVG feature cache (no {INDEX_FILE}; '
@@ -106,8 +115,8 @@ class TubeFeatureCache:
   def rows(self, key: str, positions: np.ndarray) -> dict[str, np.ndarray]:
     """{'c5': (n, h, w, 2048), 'swin': (n, h, w, 768)} rows of the stored `positions`."""
     out = {}
-    for name in self.maps:
-      path = os.path.join(self.path, MAPS[name], f'{key}.npy')
+    for name, source in self.sources.items():
+      path = os.path.join(self.path, MAPS[source], f'{key}.npy')
       try:
         array = np.load(path, mmap_mode='r')
       except (FileNotFoundError, ValueError) as e:
@@ -170,7 +179,10 @@ class CachedTubeData:
       raise UserError('data.features_dir: the cache holds the maps of the frames as stored, '
                       'which cannot be flipped or resized; set data.flip_prob = 0 and '
                       'data.train_scales = () to train from it')
-    cache = TubeFeatureCache(d.features_dir, ('c5', 'swin') if config.model.use_swin else ('c5',))
+    maps = {'c5': 'c5'}
+    if config.model.use_swin:     # the test's halves each ran the tower on their own frames
+      maps['swin'] = 'swin_halves' if not train and d.get('test_halves', False) else 'swin'
+    cache = TubeFeatureCache(d.features_dir, maps)
     with_cache = config.copy_and_resolve_references()
     with_cache.data.frames_dir = d.features_dir   # its index.json is in the frames index format
     tubes = TubeData.from_config(with_cache, train=train, seed=seed, process_count=process_count)

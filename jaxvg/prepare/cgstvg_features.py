@@ -145,6 +145,8 @@ def main(argv: list[str]) -> int:
   encoder = FeatureEncoder(config, *frozen_params(config, args.weights or '', args.swin_weights),
                            chunk=args.chunk)
   maps = ('c5', 'swin') if config.model.use_swin else ('c5',)
+  if config.model.use_swin and config.data.get('test_halves', False):
+    maps += ('swin_halves',)
   summary = write_feature_cache(reader, reader.keys(), args.out, encoder, maps)
   status = report(summary, 'cgstvg features')
   if config.model.text.get('frozen', False):

@@ -109,7 +109,8 @@ def _swin_clip(arch: VideoSwinArch, variables: Any, frames: jax.Array,
 
 class FeatureEncoder:
   """One video's frozen features for the cache: frames (T, H, W, 3) uint8 -> {'c5': (T, h, w,
-  2048), 'swin': (T, h, w, 768) if the config has the Swin branch}, float32.
+  2048), 'swin': (T, h, w, 768) if the config has the Swin branch, and with `data.test_halves`
+  'swin_halves', the tower run on the even and on the odd frames apart}, float32.
 
   The video is one clip, unpadded (as the official runs one video at a time); ResNet runs on
   `chunk` frames at a time (frames are independent there), the tower on the whole clip (its
@@ -118,6 +119,7 @@ class FeatureEncoder:
 
   def __init__(self, config: ml_collections.ConfigDict, resnet_params: Any,
                swin_variables: Any | None, chunk: int = 16):
+    self.halves = bool(config.data.get('test_halves', False))
     self.stages = tuple(RESNET_STAGES[config.model.resnet])
     self.width = config.model.resnet_width
     self.data = ml_collections.FrozenConfigDict(config.data)
@@ -134,6 +136,12 @@ class FeatureEncoder:
     out = {'c5': c5[:len(frames)]}
     if self.arch is not None:
       out['swin'] = _swin_clip(self.arch, self.swin_variables, frames, self.data)
+      if self.halves:           # each half alone and unpadded, as the official test runs it
+        halves = [_swin_clip(self.arch, self.swin_variables, frames[parity::2], self.data)
+                  for parity in range(min(2, len(frames)))]
+        out['swin_halves'] = functools.reduce(
+            lambda swin, parity: swin.at[parity::2].set(halves[parity]), range(len(halves)),
+            jnp.zeros_like(out['swin']))
     return out
 
 

@@ -110,3 +110,20 @@ def test_one_frame_clip_has_no_odd_row(frames_dir):
   batch, meta = data.collate([example], 1)
   assert batch['sample_mask'].tolist() == [True, False]
   assert meta['frame_ids'][0, 0] == 4
+
+
+def test_predictor_samples_the_official_test_clip():
+  from jaxvg.data import stvg_frames
+  from jaxvg.projects.cgstvg.predictor import sampled_frame_ids
+  cfg = ml_collections.ConfigDict({'data': {'dataset': 'hcstvg', 'sample_fps': 3.2,
+                                            'max_frames': 200, 'test_halves': True}})
+  for num_frames, fps in ((500, 25.0), (600, 30.0), (479, 23.95)):
+    ids = sampled_frame_ids(cfg, num_frames, fps)
+    assert ids.tolist() == stvg_frames.sample_ids((0, num_frames), fps, sample_fps=6.4).tolist()
+    # the training clip (3.2 fps over the raw frames) is the same rule over the test clip
+    train = stvg_frames.sample_ids((0, num_frames), fps, sample_fps=3.2)
+    assert stvg_frames.fps_sample_ids(ids, fps, 3.2).tolist() == train.tolist()
+  cfg.data.max_frames = 16
+  assert len(sampled_frame_ids(cfg, 500, 25.0)) == 32
+  cfg.data.test_halves = False
+  assert len(sampled_frame_ids(cfg, 500, 25.0)) == 16
