@@ -66,9 +66,9 @@ class TextStateCache:
   def states(self, tokens: np.ndarray) -> np.ndarray:
     path = os.path.join(self.path, f'{text_key(tokens)}.npy')
     if not os.path.exists(path):
-      raise ValueError(f'{path}: no cached text states for the token ids {np.asarray(tokens).tolist()}'
-                       ' (write them with `python -m jaxvg.prepare features cgstvg` and '
-                       'model.text.frozen set, with the same data.tokenizer)')
+      raise ValueError(f'{path}: no cached text states for the token ids '
+                       f'{np.asarray(tokens).tolist()} (write them with `python -m jaxvg.prepare '
+                       'features cgstvg` and model.text.frozen set, with the same data.tokenizer)')
     states = np.load(path)
     if states.ndim != 2 or len(states) != len(tokens):
       raise ValueError(f'text state file {path!r} has shape {states.shape}; expected '

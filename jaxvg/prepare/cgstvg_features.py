@@ -8,11 +8,12 @@
 
 The frames directory is one of `python -m jaxvg.prepare stvg_frames`. ResNet comes from the
 CG-STVG checkpoint (`--weights`), Video-Swin-T from `--swin-weights` (default: the same
-checkpoint's `vid.` keys); `--random` uses seeded random weights (smoke tests). When the config
-freezes the text tower (`model.text.frozen`), RoBERTa's states of every query of `--splits` are
-cached too, keyed by their token ids (`data.tokenizer`). Videos already in
+checkpoint's `vid.` keys); `--random` uses seeded random weights (smoke tests). Videos already in
 the cache are skipped; a video that cannot be read or encoded is reported (failures.json, exit
-status 1) and the others are written.
+status 1) and the others are written. With `data.test_halves` the tower also runs on each video's
+even and odd frames apart (`cgstvg_swin_halves`, what the official test's two clips see). When
+the config freezes the text tower (`model.text.frozen`), RoBERTa's states of every query of
+`--splits` are cached too, keyed by their token ids (`data.tokenizer`).
 """
 from __future__ import annotations
 

@@ -137,11 +137,11 @@ class FeatureEncoder:
     if self.arch is not None:
       out['swin'] = _swin_clip(self.arch, self.swin_variables, frames, self.data)
       if self.halves:           # each half alone and unpadded, as the official test runs it
-        halves = [_swin_clip(self.arch, self.swin_variables, frames[parity::2], self.data)
-                  for parity in range(min(2, len(frames)))]
-        out['swin_halves'] = functools.reduce(
-            lambda swin, parity: swin.at[parity::2].set(halves[parity]), range(len(halves)),
-            jnp.zeros_like(out['swin']))
+        halves = np.zeros(out['swin'].shape, np.float32)
+        for parity in range(min(2, len(frames))):
+          halves[parity::2] = _swin_clip(self.arch, self.swin_variables, frames[parity::2],
+                                         self.data)
+        out['swin_halves'] = halves
     return out
 
 

@@ -8,10 +8,11 @@
 The video is sampled as the config's evaluation samples it (HC-STVG rule at `data.sample_fps`, or
 the VidSTG rule's `data.test_frames`), at most `data.max_frames` frames by int(linspace), resized
 to short side `data.resolution`; with `data.test_halves` (the official test) at twice the
-HC-STVG rate and up to twice `data.max_frames`, run as its even and odd frames and merged. The queries of one call are tokenised and grounded in one jitted
-call per static query bucket, the frames padded to a frame bucket (the model is padding
-invariant). Rows are STVG submission rows (`jaxvg.projects.cgstvg.postprocess`): the span in raw
-frames and a box on every raw frame of the sampled range, plus `query` and `span_seconds`.
+HC-STVG rate and up to twice `data.max_frames`, run as its even and odd frames and merged. The
+queries of one call are tokenised and grounded in one jitted call per static query bucket, the
+frames padded to a frame bucket (the model is padding invariant). Rows are STVG submission rows
+(`jaxvg.projects.cgstvg.postprocess`): the span in raw frames and a box on every raw frame of the
+sampled range, plus `query` and `span_seconds`.
 """
 from __future__ import annotations
 
