@@ -12,6 +12,8 @@ the official state dict (see `convert.py`). Batch keys (those of `jaxvg.data.tub
   pixel_mask (B, H, W) (optional: all valid); frame_mask (B, T);
   swin (B, T, h, w, 768): the frozen Video-Swin stage-4 map (when `model.use_swin`);
   tokens / text_mask (B, L): RoBERTa token ids;
+  text_states (B, L, 768): the frozen RoBERTa's states from a feature cache (`model.text.frozen`),
+    read instead of running the tower on `tokens`;
   boxes (B, T, 4) normalised (cx, cy, w, h), box_mask and in_span (B, T): read ONLY for the
   ground-truth context selection of training, never at inference.
 """
@@ -261,7 +263,11 @@ class CGSTVG(nn.Module):
     vis_mask = grid_mask.reshape(b, h * w).at[:, 0].set(True)
     vis_mask = jnp.broadcast_to(vis_mask[:, None], (b, t, h * w))
     text_mask = batch['text_mask']
-    text = self.roberta(batch['tokens'], text_mask, deterministic)
+    if 'text_states' in batch:    # a feature cache's states of the frozen text tower
+      text = batch['text_states']
+    else:                         # a frozen tower runs without dropout, as the cache holds it
+      text = self.roberta(batch['tokens'], text_mask,
+                          deterministic or m.text.get('frozen', False))
     text = self.resizer(text, deterministic)                   # (B, L, C)
     n_text = text.shape[1]
     no_pos = jnp.zeros((b, n_text, m.hidden), vis.dtype)
