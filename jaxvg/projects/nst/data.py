@@ -44,7 +44,8 @@ class MixedQualityData:
   """A `DataAdapter` adding each sample's `degrade_kind`, `degrade_severity` (int32) and
   `degrade_seed` (uint32, the key of its random parts) to the inner adapter's batch, and the
   kind's name to the metadata (`degradation`). Videos drawn 'h264' are read through `h264`,
-  the adapter over frames re-encoded by `python -m jaxvg.prepare degrade`.
+  the adapter over frames re-encoded by `python -m jaxvg.prepare degrade`. `inner` is a tube
+  adapter (`rows`, `collate_rows`: with test halves an example is two batch rows).
   """
   inner: DataAdapter
   protocol: dg.MixingProtocol
@@ -73,9 +74,10 @@ class MixedQualityData:
 
   def collate(self, examples: Sequence[dict | None], length: int
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    batch, meta = self.inner.collate(examples, length)
+    rows = self.inner.rows(examples)     # with test halves, two rows per example
+    batch, meta = self.inner.collate_rows(rows, length)
     for name, dtype in (('degrade_kind', np.int32), ('degrade_severity', np.int32),
                         ('degrade_seed', np.uint32)):
-      batch[name] = np.array([0 if e is None else e[name] for e in examples], dtype)
+      batch[name] = np.array([0 if r is None else r[name] for r in rows], dtype)
     meta['degradation'] = [dg.KINDS[kind] for kind in batch['degrade_kind']]
     return batch, meta

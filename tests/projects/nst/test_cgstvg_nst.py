@@ -206,7 +206,11 @@ def test_degradation_is_per_video_whatever_the_batch():
 
 
 class ListAdapter:
-  """The smallest real DataAdapter: records are dicts carrying their example."""
+  """The smallest real tube-like DataAdapter: records carry their example; with `halves`, each
+  example is two batch rows (as `TubeData` with `data.test_halves`)."""
+
+  def __init__(self, halves: bool = False):
+    self.halves = halves
 
   def length(self, record):
     return 1
@@ -214,9 +218,15 @@ class ListAdapter:
   def example(self, record, *, epoch, index):
     return {'value': record.value}
 
+  def rows(self, examples):
+    return [e for e in examples for _ in range(2 if self.halves else 1)]
+
+  def collate_rows(self, rows, length):
+    return ({'value': np.array([0 if r is None else r['value'] for r in rows])},
+            {'vid': [None if r is None else r['value'] for r in rows]})
+
   def collate(self, examples, length):
-    return ({'value': np.array([0 if e is None else e['value'] for e in examples])},
-            {'vid': [None if e is None else e['value'] for e in examples]})
+    return self.collate_rows(self.rows(examples), length)
 
 
 class Record:
@@ -251,6 +261,22 @@ def test_mixed_quality_splits():
                             batch('mixed', epoch=5, per_epoch=True)[0]['degrade_kind'])
   with pytest.raises(ValueError, match='h264'):
     data.MixedQualityData(ListAdapter(), dg.MixingProtocol(kinds=('h264',)), seed=0)
+
+
+def test_test_halves_rows_carry_their_example_degradation():
+  """With the official even/odd test halves each example is two rows; both rows carry the
+  example's degradation, so each half of a video is degraded alike."""
+  protocol = dg.MixingProtocol(probability=0.5, kinds=('motion_blur', 'jpeg'))
+  records = [Record(f'video{i}', i) for i in range(8)]
+  adapter = data.MixedQualityData(ListAdapter(halves=True), data.split_protocol(protocol, 'lq'),
+                                  seed=3)
+  examples = [adapter.example(r, epoch=0, index=i) for i, r in enumerate(records)] + [None]
+  batch, meta = adapter.collate(examples, 1)
+  assert batch['value'].shape == batch['degrade_kind'].shape == (18,)
+  for name in ('degrade_kind', 'degrade_severity', 'degrade_seed'):
+    np.testing.assert_array_equal(batch[name][0::2], batch[name][1::2])
+    np.testing.assert_array_equal(batch[name][:-2:2], [e[name] for e in examples[:-1]])
+  assert len(meta['degradation']) == 18
 
 
 def test_base_checkpoint_is_the_only_start_and_foils_carry_no_bases():
