@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     raise UserError(f'--only: unknown systems {sorted(set(only) - set(SYSTEMS))}; '
                     f'choose from {SYSTEMS}')
   configs = make_configs(args.size, args.epochs, overrides)
-  root = pathlib.Path(args.workdir)
+  root = pathlib.Path(args.workdir).resolve()   # orbax checkpoints need an absolute path
   results = {}
   for name in only:
     results[name] = train(configs[name], root / name)

@@ -1,4 +1,5 @@
-"""Pooling: attention pooling of query tokens (official AdaPooling) and 2-D grid pooling."""
+"""Pooling: attention pooling of query tokens (official AdaPooling), query-guided pooling of a
+clip's visual tokens (R²-Tuning), and 2-D grid pooling."""
 from __future__ import annotations
 
 import jax
@@ -21,6 +22,29 @@ class AdaPooling(nn.Module):
     logits = logits + jnp.where(mask, 0.0, MASK_VALUE).astype(logits.dtype)
     a = jax.nn.softmax(logits, axis=-1)
     return jnp.einsum('...l,...lc->...c', a, x)
+
+
+def query_guided_pooling(query_keys: jax.Array, token_keys: jax.Array, tokens: jax.Array,
+                         query: jax.Array, query_mask: jax.Array | None) -> jax.Array:
+  """R²-Tuning's query-modulated spatial pooling of each clip's visual tokens.
+
+  Every query token attends over a clip's P tokens (one head, logits scaled by 1/√C, the tokens
+  themselves as values), adds itself, and the clip keeps the max over the valid query tokens:
+  the clip vector holds what the query asks about instead of whatever a query-blind pooling
+  (CLS, mean) kept of a frame with several objects in it.
+
+  query_keys (B, L, C), token_keys (B, T, P, C), tokens (B, T, P, C), query (B, L, C),
+  query_mask (B, L) bool or None (every token valid) -> (B, T, C); 0 where no query token is
+  valid.
+  """
+  logits = jnp.einsum('blc,btpc->btlp', query_keys, token_keys)
+  att = jax.nn.softmax(logits / query_keys.shape[-1]**0.5, axis=-1)
+  pooled = jnp.einsum('btlp,btpc->btlc', att, tokens) + query[:, None]
+  if query_mask is None:
+    return jnp.max(pooled, axis=2)
+  mask = query_mask[:, None, :, None]
+  pooled = jnp.max(jnp.where(mask, pooled, -jnp.inf), axis=2)
+  return jnp.where(jnp.any(mask, axis=2), pooled, 0.0)
 
 
 def bilinear_resize_matrix(size_in: int, size_out: int) -> np.ndarray:

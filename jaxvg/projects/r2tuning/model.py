@@ -18,7 +18,7 @@ from flax import linen as nn
 
 from jaxvg.modules.heads import ConvHead
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear, apply_keep_mask, cosine_similarity
-from jaxvg.modules.pooling import AdaPooling
+from jaxvg.modules.pooling import AdaPooling, query_guided_pooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.pyramid import ConvPyramid
 from jaxvg.modules.transformer import DecoderLayer
@@ -156,19 +156,12 @@ class R2Step(nn.Module):
         query, self.train)
     q_key = Linear(self.dims, self.dims, name='q_map')(q)
     v_map = Linear(self.dims, self.dims, name='v_map')
-    mask = None if self.official_padding else query_mask[:, None, :, None]
+    query_valid = None if self.official_padding else query_mask   # official: all L tokens
     if self.impl == 'plain':
       # The official pooling as written: project every visual token, attend, pool, max.
       v = video_map.fc1(video_map.hidden(video, self.train, tef))
       cls = v[:, :, 0]
-      logits = jnp.einsum('blc,btpc->btlp', q_key, v_map(v))
-      att = jax.nn.softmax(logits / self.dims**0.5, axis=-1)
-      pooled = jnp.einsum('btlp,btpc->btlc', att, v) + q[:, None]
-      if mask is not None:
-        pooled = jnp.where(mask, pooled, -jnp.inf)
-      pooled = jnp.max(pooled, axis=2)
-      if mask is not None:
-        pooled = jnp.where(jnp.any(mask, axis=2), pooled, 0.0)
+      pooled = query_guided_pooling(q_key, v_map(v), v, q, query_valid)
       return self._fuse_and_decode(h, cls, pooled, q, scale, gate, use_gate, pe, video_mask,
                                    query_mask)
 
@@ -184,7 +177,8 @@ class R2Step(nn.Module):
     logits = jnp.einsum('bld,btpd->btlp', key, a) + (offset + fc1_offset)[:, None, :, None]
     att = jax.nn.softmax(logits / self.dims**0.5, axis=-1)
     pooled = video_map.fc1(jnp.einsum('btlp,btpc->btlc', att, a)) + q[:, None]
-    pooled = masked_max(pooled, mask, axis=2)
+    pooled = masked_max(pooled, None if query_valid is None else query_valid[:, None, :, None],
+                        axis=2)
     return self._fuse_and_decode(h, cls, pooled, q, scale, gate, use_gate, pe, video_mask,
                                  query_mask)
 

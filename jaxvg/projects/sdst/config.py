@@ -20,7 +20,11 @@ def base() -> ml_collections.ConfigDict:
   m.video_dims = 768            # InternVideo2-1B pooled clip features (§3).
   m.query_dims = 1024           # InternVideo2 text encoder (BERT-large width) (§3).
   m.num_tokens = 0              # 0: pooled clip features (B,T,K,Dv); >0: tokens (CLIP caches).
-  m.clip_pooling = 'cls'        # tokens -> one vector per clip: 'cls' or 'mean' (§2.5 rows).
+  m.clip_pooling = 'cls'        # CLIP tokens -> one vector per clip and layer: 'cls' or 'mean'
+                                # (§2.5's CLS / average rows), or 'query' [assumed, not SDST's]:
+                                # the CLS plus R²-Tuning's query-guided pooling of the tokens.
+                                # SDST's own (a frozen backbone pooling head) has no CLIP twin
+                                # in jaxvg; docs/sdst.md says why.
   m.num_layers = 5              # K [assumed]: the release stores 5 layers; the paper tries 2, 3.
   m.layer_order = 'deep_first'  # [assumed] R²-Tuning's order; alt. 'shallow_first'.
   m.num_queries = 10            # M [assumed]: the usual for QVHighlights DETRs; alt. 5-30.

@@ -32,11 +32,12 @@ from jaxvg.modules.deformable import DeformableSpanAttention, ReferenceDeformabl
 from jaxvg.modules import init
 from jaxvg.modules.droppath import DropPath
 from jaxvg.modules.layers import Dropout, LayerNorm, Linear
-from jaxvg.modules.pooling import AdaPooling
+from jaxvg.modules.pooling import AdaPooling, query_guided_pooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.transformer import DecoderLayer, FeedForward
 
 VIDEO_ATTENTIONS = ('rdsa', 'deformable', 'cross')
+CLIP_POOLINGS = ('cls', 'mean', 'query')
 
 
 def span_sine_embedding(spans: jax.Array, dims: int, temperature: float = 10000.0) -> jax.Array:
@@ -130,19 +131,30 @@ class SDSTStep(nn.Module):
   @nn.compact
   def __call__(self, carry: tuple[jax.Array, jax.Array, jax.Array], xs: tuple[jax.Array, ...],
                consts: tuple[Any, ...]):
-    """carry = (D (B,T,F), H (B,M,F), R (B,M,2)); xs = (layer index (), β (), use β ());
-    consts = (video (B,T,K,Dv), query (B,L,K,Dq), tef (B,T,2) or None, video_mask (B,T),
+    """carry = (D (B,T,F), H (B,M,F), R (B,M,2)); xs = (layer index (), β (), use β (),
+    pooling scale ()); consts = (video (B,T,K,Dv) or CLIP tokens (B,T,K,P,Dv) for
+    `clip_pooling='query'`, query (B,L,K,Dq), tef (B,T,2) or None, video_mask (B,T),
     query_mask (B,L), pe (B,T,F)). Returns the new carry and this step's predictions."""
     cfg = self.config
     dense, hidden, spans = carry
-    layer, beta, use_beta = xs
+    layer, beta, use_beta, pool_scale = xs
     video, query, tef, video_mask, query_mask, pe = consts
     video = jax.lax.dynamic_index_in_dim(video, layer, axis=2, keepdims=False)
     query = jax.lax.dynamic_index_in_dim(query, layer, axis=2, keepdims=False)
-    if tef is not None:
-      video = jnp.concatenate([video, tef.astype(video.dtype)], axis=-1)
-    v = InputProjection(cfg.dims, cfg.dropout, name='video_map')(video, self.train)
     t = InputProjection(cfg.dims, cfg.dropout, name='query_map')(query, self.train)
+    if tef is not None:
+      tef = tef.astype(video.dtype)
+      if video.ndim == 4:                                   # the clip's TEF on each of its tokens
+        tef = jnp.broadcast_to(tef[:, :, None], video.shape[:3] + tef.shape[-1:])
+      video = jnp.concatenate([video, tef], axis=-1)
+    v = InputProjection(cfg.dims, cfg.dropout, name='video_map')(video, self.train)
+    if v.ndim == 4:
+      # clip_pooling='query' [assumed, not SDST's]: the mapped CLS plus R²-Tuning's query-guided
+      # pooling of the mapped tokens, scaled by tanh(s_l) (zero-init: starts as CLS pooling).
+      pooled = query_guided_pooling(Linear(cfg.dims, cfg.dims, name='pool_query_key')(t),
+                                    Linear(cfg.dims, cfg.dims, name='pool_token_key')(v), v, t,
+                                    query_mask)
+      v = v[:, :, 0] + jnp.tanh(pool_scale) * pooled
 
     # Dense stream: D := β·D + (1 − β)·V (β raw or through a sigmoid), then CA → SA → FFN.
     gate = jax.nn.sigmoid(beta) if cfg.beta_gate == 'sigmoid' else beta
@@ -185,7 +197,7 @@ class SDST(nn.Module):
   """The full model: `apply({'params': p}, batch, train=..., rngs={'dropout', 'droppath'})`.
 
   batch: video (B,T,K,Dv) pooled clip features, or (B,T,K,P,Dv) tokens pooled here by
-  `model.clip_pooling`; video_mask (B,T); query (B,L,K,Dq); query_mask (B,L).
+  `model.clip_pooling` (CLS, mean, or in each step under the query); video_mask (B,T); query (B,L,K,Dq); query_mask (B,L).
   Outputs: logits, actionness (B,K,M); spans (B,K,M,2) (centre, width) in [0,1] of the true
   length; saliency_steps (B,K,T); saliency (B,T) (last step); video_emb (B,K,T,F); text_emb
   (B,K,F); dense (B,T,F); video_mask (B,T); sampling_positions (B,K,M,heads,points) with a
@@ -198,7 +210,7 @@ class SDST(nn.Module):
     cfg = self.config
     video_mask = batch['video_mask'].astype(bool)
     query_mask = batch['query_mask'].astype(bool)
-    video = pool_clip_tokens(batch['video'], cfg.clip_pooling)
+    video = pool_clip_tokens(batch['video'], cfg.clip_pooling)   # 'query': pooled per step
     query = batch['query']
     b, t = video_mask.shape
     k, m, dims = cfg.num_layers, cfg.num_queries, cfg.dims
@@ -213,9 +225,12 @@ class SDST(nn.Module):
       raise ValueError("config.model.layer_order must be 'deep_first' or 'shallow_first', got "
                        f'{cfg.layer_order!r}')
     beta = self.param('beta', nn.initializers.zeros, (k - 1,))
+    # One pooling scale per step (R²-Tuning's per-layer `scale`), only for query-guided pooling.
+    pool_scale = (self.param('pool_scale', nn.initializers.zeros, (k,)) if video.ndim == 5
+                  else jnp.zeros((k,)))
     # Step j reads layer index K−1−j (deepest first) or j of the inputs' layer axis.
     order = jnp.arange(k)[::-1] if cfg.layer_order == 'deep_first' else jnp.arange(k)
-    xs = (order, jnp.concatenate([jnp.zeros((1,)), beta]), jnp.arange(k) > 0)
+    xs = (order, jnp.concatenate([jnp.zeros((1,)), beta]), jnp.arange(k) > 0, pool_scale)
 
     hidden0 = self.param('query_hidden', nn.initializers.normal(0.02), (m, dims))
     spans0 = self.param('query_spans', _uniform_span_logits, (m, 2))
@@ -269,11 +284,21 @@ def _uniform_span_logits(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float
 
 
 def pool_clip_tokens(video: jax.Array, pooling: str) -> jax.Array:
-  """(B,T,K,P,D) token features -> (B,T,K,D) by 'cls' (token 0) or 'mean'; (B,T,K,D) passes."""
+  """(B,T,K,P,D) token features -> (B,T,K,D) by 'cls' (token 0) or 'mean'; (B,T,K,D) passes.
+
+  'query' keeps the tokens: each step pools its layer's mapped tokens under the query
+  (`SDSTStep`), so it needs token features.
+  """
+  if pooling not in CLIP_POOLINGS:
+    raise ValueError(f'config.model.clip_pooling must be one of {CLIP_POOLINGS}, got {pooling!r}')
   if video.ndim == 4:
+    if pooling == 'query':
+      raise ValueError("config.model.clip_pooling='query' pools CLIP tokens, but the batch holds "
+                       'one pooled vector per clip and layer (model.num_tokens=0); use a token '
+                       "source (CLIP caches or frames) or 'cls'/'mean'")
     return video
   if pooling == 'cls':
     return video[:, :, :, 0]
   if pooling == 'mean':
     return video.astype(jnp.float32).mean(3)
-  raise ValueError(f"config.model.clip_pooling must be 'cls' or 'mean', got {pooling!r}")
+  return video

@@ -22,14 +22,17 @@ def tiny_config(**model_overrides) -> ml_collections.ConfigDict:
 
 def random_sample(rng: np.random.Generator, config, num_clips: int, num_tokens: int,
                   windows: list[tuple[float, float]]) -> dict[str, np.ndarray]:
-  """One unpadded sample: features, windows in clip units, saliency, a positive clip."""
+  """One unpadded sample: features (per clip and layer: one vector, or `model.num_tokens` CLIP
+  tokens), windows in clip units, saliency, a positive clip."""
   m = config.model
+  clip_tokens = (m.num_tokens,) if m.num_tokens else ()
   saliency = np.zeros(num_clips, np.float32)
   for s, e in windows:
     saliency[int(s):int(np.ceil(e))] = rng.uniform(0.25, 1.0)
   positives = np.flatnonzero(saliency > 0)
   return dict(
-      video=rng.normal(size=(num_clips, m.num_layers, m.video_dims)).astype(np.float32),
+      video=rng.normal(size=(num_clips, m.num_layers) + clip_tokens + (m.video_dims,)
+                       ).astype(np.float32),
       query=rng.normal(size=(num_tokens, m.num_layers, m.query_dims)).astype(np.float32),
       windows=np.asarray(windows, np.float32).reshape(-1, 2), saliency=saliency,
       pos_clip=int(positives[0]) if positives.size else 0)
@@ -39,11 +42,10 @@ def collate(samples: list[dict | None], t_len: int, l_len: int, max_windows: int
             ) -> dict[str, np.ndarray]:
   """Pads samples (None = a padding sample) to (t_len, l_len, max_windows) with masks."""
   real = next(s for s in samples if s is not None)
-  b, k, dv = len(samples), real['video'].shape[1], real['video'].shape[2]
-  dq = real['query'].shape[2]
-  batch = dict(video=np.zeros((b, t_len, k, dv), np.float32),
+  b = len(samples)
+  batch = dict(video=np.zeros((b, t_len) + real['video'].shape[1:], np.float32),
                video_mask=np.zeros((b, t_len), bool),
-               query=np.zeros((b, l_len, k, dq), np.float32),
+               query=np.zeros((b, l_len) + real['query'].shape[1:], np.float32),
                query_mask=np.zeros((b, l_len), bool),
                windows=np.zeros((b, max_windows, 2), np.float32),
                window_mask=np.zeros((b, max_windows), bool),

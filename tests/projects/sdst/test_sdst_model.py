@@ -22,15 +22,20 @@ def _init(config, batch):
 
 
 # 'deformable' differs from 'rdsa' only in where its offsets come from (the same sampling).
-@pytest.mark.parametrize('attention', ['rdsa', 'cross'])
-def test_padding_invariance(attention):
+@pytest.mark.parametrize('attention,pooling', [('rdsa', 'cls'), ('cross', 'cls'),
+                                               ('rdsa', 'query')])
+def test_padding_invariance(attention, pooling):
   """A bucketed batch (padded clips, tokens, windows and one padding sample) gives every real
-  sample what it gets alone at its exact length."""
-  config = tiny_config(video_attention=attention)
+  sample what it gets alone at its exact length; 'query' pools 4 CLIP tokens per clip under the
+  query (a non-zero pooling scale, so the pooling counts)."""
+  config = tiny_config(video_attention=attention, clip_pooling=pooling,
+                       num_tokens=4 if pooling == 'query' else 0)
   samples = _samples(config)
   batch = collate(samples + [None], 16, 8, 4)
   model = SDST(config.model)
   params = _init(config, batch)
+  if pooling == 'query':
+    params['params']['pool_scale'] = np.full(config.model.num_layers, 0.8, np.float32)
   apply = jax.jit(model.apply)
   padded = apply(params, batch)
   for i, s in enumerate(samples):
@@ -90,6 +95,37 @@ def test_clip_token_features_are_pooled():
   np.testing.assert_array_equal(pool_clip_tokens(tokens[:, :, :, 0], 'mean'), tokens[:, :, :, 0])
   with pytest.raises(ValueError, match='clip_pooling'):
     pool_clip_tokens(tokens, 'max')
+  np.testing.assert_array_equal(pool_clip_tokens(tokens, 'query'), tokens)   # pooled per step
+  with pytest.raises(ValueError, match="'query' pools CLIP tokens"):
+    pool_clip_tokens(tokens[:, :, :, 0], 'query')
+
+
+def test_query_pooling_starts_as_cls_and_reads_the_query():
+  """clip_pooling='query': with its zero-initialised scale the model is the CLS-pooling model
+  (the same outputs from the same shared parameters); once the scale moves, each clip's vector
+  depends on the query, which it never does with CLS pooling."""
+  query_config = tiny_config(clip_pooling='query', num_tokens=4)
+  cls_config = tiny_config(clip_pooling='cls', num_tokens=4)
+  batch = collate(_samples(query_config, seed=2), 12, 6, 3)
+  params = _init(query_config, batch)
+  cls_params = {'params': {k: v for k, v in params['params'].items() if k != 'pool_scale'}}
+  cls_params['params']['step'] = {k: v for k, v in params['params']['step'].items()
+                                  if not k.startswith('pool_')}
+  assert jax.tree.structure(cls_params) == jax.tree.structure(
+      jax.eval_shape(SDST(cls_config.model).init, jax.random.key(0), batch))
+  query_apply = jax.jit(SDST(query_config.model).apply)
+  cls_apply = jax.jit(SDST(cls_config.model).apply)
+  at_init = query_apply(params, batch)
+  for key, value in cls_apply(cls_params, batch).items():
+    np.testing.assert_allclose(at_init[key], value, atol=1e-6, err_msg=key)
+
+  params['params']['pool_scale'] = np.full(query_config.model.num_layers, 0.8, np.float32)
+  other_query = dict(batch, query=batch['query'][::-1], query_mask=batch['query_mask'][::-1])
+  n = int(batch['video_mask'][0].sum())
+  for apply, p, reads_query in ((query_apply, params, True), (cls_apply, cls_params, False)):
+    emb = apply(p, batch)['video_emb'][0, :, :n]
+    emb_other = apply(p, other_query)['video_emb'][0, :, :n]
+    assert np.abs(emb - emb_other).max() > 1e-3 if reads_query else np.allclose(emb, emb_other)
 
 
 def test_detector_initialisation():
