@@ -132,6 +132,9 @@ class Task:
       samples, in the evaluation protocol's format (`jaxvg.evaluation.evaluate`).
     load_weights: (path, config) -> parameters from a released checkpoint (the official format),
       or None if the system has none.
+    pretrained_params: (config) -> a subtree of the parameters (host arrays) that replaces
+      their fresh initialisation, such as a pretrained backbone the config names; None (or a
+      function returning None) when everything starts fresh. Called once, outside any trace.
     frozen_backbone: config -> the `FrozenBackbone` the step runs, or None.
     sharding_rules: config -> rules for the trainable parameters (default: replicated).
     training: `Training`, or None for a system that is never trained.
@@ -148,6 +151,7 @@ class Task:
   make_data: Callable[..., DataAdapter]
   postprocess: Callable[[Outputs, Metadata, Config], list[dict]]
   load_weights: Callable[[str, Config], Any] | None = None
+  pretrained_params: Callable[[Config], Any] | None = None
   frozen_backbone: Callable[[Config], FrozenBackbone | None] = no_frozen_backbone
   sharding_rules: Callable[[Config], ShardingRules] = no_sharding_rules
   training: Training | None = None

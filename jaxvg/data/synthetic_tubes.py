@@ -78,22 +78,30 @@ def object_boxes(obj: dict) -> tuple[np.ndarray, np.ndarray]:
   return boxes, visible
 
 
+_PIXEL_CENTRES = np.mgrid[0:HEIGHT, 0:WIDTH] + 0.5   # (y, x) of every pixel's centre
+
+
+def draw(frame: np.ndarray, obj: dict, box: np.ndarray) -> None:
+  """Paints the object's shape in its xyxy `box` onto a (HEIGHT, WIDTH, 3) frame, in place."""
+  yy, xx = _PIXEL_CENTRES
+  x1, y1, x2, y2 = box
+  cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
+  inside = (xx >= x1) & (xx < x2) & (yy >= y1) & (yy < y2)
+  if obj['shape'] == 'circle':
+    inside &= (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+  elif obj['shape'] == 'triangle':
+    inside &= np.abs(xx - cx) <= (yy - y1) / 2
+  frame[inside] = COLOURS[obj['colour']]
+
+
 def render(objects: list[dict]) -> np.ndarray:
   """(NUM_FRAMES, HEIGHT, WIDTH, 3) uint8; later objects are drawn over earlier ones."""
   frames = np.empty((NUM_FRAMES, HEIGHT, WIDTH, 3), np.uint8)
   frames[:] = BACKGROUND
-  yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH] + 0.5   # pixel centres
   for obj in objects:
     boxes, visible = object_boxes(obj)
     for t in np.flatnonzero(visible):
-      x1, y1, x2, y2 = boxes[t]
-      cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2
-      inside = (xx >= x1) & (xx < x2) & (yy >= y1) & (yy < y2)
-      if obj['shape'] == 'circle':
-        inside &= (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-      elif obj['shape'] == 'triangle':
-        inside &= np.abs(xx - cx) <= (yy - y1) / 2
-      frames[t][inside] = COLOURS[obj['colour']]
+      draw(frames[t], obj, boxes[t])
   return frames
 
 

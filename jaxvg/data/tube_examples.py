@@ -17,8 +17,9 @@ Host metadata: qid, vid, query, frame_ids (B, T) raw indices, frame_mask, width,
 sample_mask: what `jaxvg.postprocess.tubes.postprocess_tubes` needs.
 
 `TubeData` wires both into the engine as a `jaxvg.registry.DataAdapter` (config.data:
-frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len, tokenizer, and the
-training augmentation's flip_prob, flip_whole_words, train_scales, train_max_size).
+frames_dir, max_frames, frame_buckets, height, width, crop_prob, max_text_len, tokenizer, the
+training augmentation's flip_prob, flip_whole_words, train_scales, train_max_size, and the
+evaluation's test_halves: two rows per sample, its even and odd frames, as the official test).
 """
 from __future__ import annotations
 
@@ -65,17 +66,50 @@ def make_tube_example(record: TubeRecord, frames: np.ndarray, frame_ids: np.ndar
   dense, has_box = record.dense_boxes()
   xyxy = dense[frame_ids] / np.array([record.width, record.height] * 2, np.float32)
   boxes = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-  positions = np.flatnonzero(in_span)
   example = {
       'frames': np.asarray(frames)[keep], 'frame_ids': frame_ids,
       'boxes': boxes.astype(np.float32), 'box_mask': has_box[frame_ids], 'in_span': in_span,
-      'span': (np.array([positions[0], positions[-1]], np.int32) if len(positions)
-               else np.zeros(2, np.int32)),
+      'span': span_positions(in_span),
       'qid': record.qid, 'vid': record.vid, 'query': record.query,
       'width': record.width, 'height': record.height}
   if tokens is not None:
     example['tokens'] = np.asarray(tokens, np.int32)
   return example
+
+
+# The per-frame entries of an example (what a temporal subsample selects).
+FRAME_KEYS = ('frames', 'frame_ids', 'boxes', 'box_mask', 'in_span')
+
+
+def span_positions(in_span: np.ndarray) -> np.ndarray:
+  """(2,) int32 first and last in-span position, (0, 0) without one."""
+  positions = np.flatnonzero(in_span)
+  return (np.array([positions[0], positions[-1]], np.int32) if len(positions)
+          else np.zeros(2, np.int32))
+
+
+def even_odd_halves(example: dict[str, Any], frame_keys: Sequence[str] = FRAME_KEYS
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+  """The official test protocol (`engine/evaluate.py` `do_eval`): a clip sampled at twice the
+  training density runs as two clips, its even frames (`videos.subsample(2, start_idx=0)`) and
+  its odd frames (`start_idx=1`), each a sample of its own with the same qid (the
+  post-processor merges them). The odd half of a one-frame clip is None (a padding sample)."""
+  halves = []
+  for parity in (0, 1):
+    half = dict(example)
+    for key in frame_keys:
+      half[key] = example[key][parity::2]
+    half['span'] = span_positions(half['in_span'])
+    halves.append(half)
+  return halves[0], halves[1] if len(halves[1]['frame_ids']) else None
+
+
+def halves_rows(examples: Sequence[dict | None], frame_keys: Sequence[str] = FRAME_KEYS
+                ) -> list[dict | None]:
+  """Each example's even and odd halves side by side, the batch rows of the official test (a
+  padding sample gives two padding rows)."""
+  return [half for e in examples
+          for half in (even_odd_halves(e, frame_keys) if e is not None else (None, None))]
 
 
 def frame_bucket(length: int, buckets: Sequence[int]) -> int:
@@ -225,6 +259,9 @@ class TubeData:
     max_text_len: static token length when examples carry `tokens` (0: text in metadata only).
     tokenizer: turns the (augmented) query into `tokens`, or None.
     augment: the spatial training augmentation (None at evaluation).
+    test_halves: the official test protocol (evaluation only): the stored clip (sampled at twice
+      the training density) runs as its even and its odd frames, two batch rows per sample
+      (`even_odd_halves`); `max_frames` then bounds each half.
   """
   frames: FrameReader
   seed: int
@@ -236,6 +273,7 @@ class TubeData:
   max_text_len: int = 0
   tokenizer: RobertaTokenizer | None = None
   augment: Augmentation | None = None
+  test_halves: bool = False
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, *, train: bool, seed: int,
@@ -249,10 +287,18 @@ class TubeData:
                frame_buckets=tuple(data.frame_buckets), height=data.height, width=data.width,
                crop_prob=float(data.get('crop_prob', 0.0)) if train else 0.0,
                max_text_len=int(data.get('max_text_len', 0)), tokenizer=tokenizer,
-               augment=Augmentation.from_config(data) if train else None)
+               augment=Augmentation.from_config(data) if train else None,
+               test_halves=not train and bool(data.get('test_halves', False)))
+
+  @property
+  def clip_frames(self) -> int:
+    """Frames of the sampled clip at most (both halves together with `test_halves`)."""
+    return self.max_frames * (2 if self.test_halves else 1)
 
   def length(self, record: TubeRecord) -> int:
-    return min(self.frames.num_frames(record.video_key), self.max_frames)
+    """Frames of one batch row: the clip, or its longer (even) half."""
+    frames = min(self.frames.num_frames(record.video_key), self.clip_frames)
+    return -(-frames // 2) if self.test_halves else frames
 
   def example(self, record: TubeRecord, *, epoch: int, index: int) -> dict[str, Any]:
     rng = np.random.default_rng([self.seed, epoch, index])
@@ -261,18 +307,28 @@ class TubeData:
       raise ValueError(f'{self.frames.path}: {record.video_key!r} has no raw frame indices '
                        '(prepare it with `python -m jaxvg.prepare stvg_frames`)')
     example = make_tube_example(record, self.frames.read(record.video_key), frame_ids,
-                                max_frames=self.max_frames, crop_prob=self.crop_prob, rng=rng)
+                                max_frames=self.clip_frames, crop_prob=self.crop_prob, rng=rng)
     if self.augment is not None:
       example = self.augment(example, rng)
     if self.tokenizer is not None:
       example['tokens'] = self.tokenizer.encode(example['query'])
     return example
 
-  def collate(self, examples: Sequence[dict | None], length: int
-              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    return collate_tubes(examples, frame_buckets=self.frame_buckets, height=self.height,
+  def rows(self, examples: Sequence[dict | None], frame_keys: Sequence[str] = FRAME_KEYS
+           ) -> list[dict | None]:
+    """The batch rows of `examples`: themselves, or with `test_halves` each one's even and odd
+    halves side by side (a padding sample gives two padding rows)."""
+    return halves_rows(examples, frame_keys) if self.test_halves else list(examples)
+
+  def collate_rows(self, rows: Sequence[dict | None], length: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    return collate_tubes(rows, frame_buckets=self.frame_buckets, height=self.height,
                          width=self.width, max_text_len=self.max_text_len, length=length,
                          pad_token_id=self.tokenizer.pad_id if self.tokenizer else 0)
+
+  def collate(self, examples: Sequence[dict | None], length: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    return self.collate_rows(self.rows(examples), length)
 
 
 def frames_dir(data: ml_collections.ConfigDict) -> str:

@@ -17,6 +17,12 @@ from jaxvg.modules.layers import LayerNorm
 BERT_LN_EPS = 1e-12
 
 
+def inverse_sigmoid(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """log(x / (1 − x)) with x clamped to [0, 1] and both terms to ≥ eps (Deformable DETR)."""
+  x = jnp.clip(x, 0.0, 1.0)
+  return jnp.log(jnp.maximum(x, eps) / jnp.maximum(1.0 - x, eps))
+
+
 def dense(features: int, name: str | None = None) -> nn.Dense:
   return nn.Dense(features, kernel_init=nn.initializers.xavier_uniform(), name=name)
 

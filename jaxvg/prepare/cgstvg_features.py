@@ -3,13 +3,17 @@
 
   python -m jaxvg.prepare features cgstvg --config configs/cgstvg/hcstvg_v1.py \\
       --frames STVG_FRAMES_DIR --out FEATURES_DIR (--weights CGSTVG.pth | --random) \\
-      [--swin-weights swin_tiny_patch244_window877_kinetics400_1k.pth] [--chunk 16]
+      [--swin-weights swin_tiny_patch244_window877_kinetics400_1k.pth] [--chunk 16] \\
+      [--splits train,test]
 
 The frames directory is one of `python -m jaxvg.prepare stvg_frames`. ResNet comes from the
 CG-STVG checkpoint (`--weights`), Video-Swin-T from `--swin-weights` (default: the same
 checkpoint's `vid.` keys); `--random` uses seeded random weights (smoke tests). Videos already in
 the cache are skipped; a video that cannot be read or encoded is reported (failures.json, exit
-status 1) and the others are written.
+status 1) and the others are written. With `data.test_halves` the tower also runs on each video's
+even and odd frames apart (`cgstvg_swin_halves`, what the official test's two clips see). When
+the config freezes the text tower (`model.text.frozen`), RoBERTa's states of every query of
+`--splits` are cached too, keyed by their token ids (`data.tokenizer`).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import tqdm
 from jaxvg import configs
 from jaxvg.clip.extract import NpyWriter
 from jaxvg.data.frames import INDEX_FILE, FrameReader
-from jaxvg.data.tube_features import FAILURES_FILE, MAPS
+from jaxvg.data.tube_features import FAILURES_FILE, MAPS, TEXT_DIR, text_key
 from jaxvg.errors import UserError
 from jaxvg.prepare.frames import report
 
@@ -71,13 +75,49 @@ def frozen_params(config, weights: str, swin_weights: str) -> tuple[dict, dict |
     resnet = load_weights(weights, config)['params']['resnet']
   else:
     from jaxvg.modules.resnet import RESNET_STAGES, ResNet
-    resnet = backbone.seeded_variables(ResNet(RESNET_STAGES[config.model.resnet]),
+    resnet = backbone.seeded_variables(ResNet(RESNET_STAGES[config.model.resnet],
+                                              config.model.resnet_width),
                                        jnp.zeros((1, 32, 32, 3)), config.seed)['params']
   if not config.model.use_swin:
     return resnet, None
   with config.unlocked():
     config.model.swin_weights = swin_weights or weights
   return resnet, backbone.swin_params(config)
+
+
+def text_params(config, weights: str) -> dict:
+  """RoBERTa's parameters from the CG-STVG checkpoint, or seeded random ones."""
+  if weights:
+    from jaxvg.projects.cgstvg.convert import load_weights
+    return load_weights(weights, config)['params']['roberta']
+  from jaxvg.modules.roberta import Roberta
+  from jaxvg.projects.cgstvg import backbone
+  from jaxvg.projects.cgstvg.model import roberta_arch
+  ids = jnp.zeros((1, 2), jnp.int32)
+  return backbone.seeded_variables(Roberta(roberta_arch(config.model)), ids, config.seed,
+                                   ids != 0)['params']
+
+
+def write_text_cache(token_lists: Iterable[np.ndarray], out: str,
+                     encode: Callable[[list[np.ndarray]], list[np.ndarray]],
+                     dtype: str = 'float16') -> dict:
+  """The text states of every distinct token sequence not yet cached (`tube_features.text_key`);
+  returns {'written', 'skipped_done'}."""
+  writer = NpyWriter(os.path.join(out, TEXT_DIR))
+  done = writer.done()
+  distinct = {text_key(t): np.asarray(t, np.int32) for t in token_lists}
+  todo = [key for key in distinct if key not in done]
+  states = encode([distinct[key] for key in todo])
+  for key, value in zip(todo, states):
+    writer.write(key, np.asarray(value, dtype))
+  return {'written': len(todo), 'skipped_done': len(distinct) - len(todo)}
+
+
+def split_queries(config, splits: Iterable[str]) -> list[str]:
+  """The queries of the dataset's `splits` (a cache trains unflipped: the stored text only)."""
+  from jaxvg.data.pipeline import load_records
+  return [r.query for split in splits
+          for r in load_records(config, split, train=False, skip_bad=True)]
 
 
 def main(argv: list[str]) -> int:
@@ -91,6 +131,9 @@ def main(argv: list[str]) -> int:
   source.add_argument('--random', action='store_true', help='seeded random weights')
   p.add_argument('--swin-weights', default='', help='Video-Swin-T K400 release (.pth)')
   p.add_argument('--chunk', type=int, default=16, help='frames per ResNet call')
+  p.add_argument('--splits', default='',
+                 help='with model.text.frozen: the comma-separated splits whose queries get '
+                      'text states (default: data.train_split and data.val_split)')
   args = p.parse_args(argv)
   from jaxvg.projects.cgstvg.backbone import FeatureEncoder
   for path, flag in ((args.weights, '--weights'), (args.swin_weights, '--swin-weights')):
@@ -103,5 +146,22 @@ def main(argv: list[str]) -> int:
   encoder = FeatureEncoder(config, *frozen_params(config, args.weights or '', args.swin_weights),
                            chunk=args.chunk)
   maps = ('c5', 'swin') if config.model.use_swin else ('c5',)
+  if config.model.use_swin and config.data.get('test_halves', False):
+    maps += ('swin_halves',)
   summary = write_feature_cache(reader, reader.keys(), args.out, encoder, maps)
-  return report(summary, 'cgstvg features')
+  status = report(summary, 'cgstvg features')
+  if config.model.text.get('frozen', False):
+    if not config.data.get('tokenizer', ''):
+      raise UserError('model.text.frozen caches text states by token ids: set data.tokenizer')
+    from jaxvg.data.tube_examples import tokenizer_folder
+    from jaxvg.projects.cgstvg.backbone import TextEncoder
+    from jaxvg.text.roberta_tokenizer import RobertaTokenizer
+    tokenizer = RobertaTokenizer.from_folder(tokenizer_folder(config.data),
+                                             config.data.max_text_len)
+    splits = (args.splits.split(',') if args.splits
+              else (config.data.train_split, config.data.val_split))
+    tokens = [tokenizer.encode(q) for q in split_queries(config, splits)]
+    text = write_text_cache(tokens, args.out,
+                            TextEncoder(config, text_params(config, args.weights or '')))
+    print(f"cgstvg text states: {text['written']} written, {text['skipped_done']} already done")
+  return status

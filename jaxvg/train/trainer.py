@@ -14,10 +14,12 @@ import time
 from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 from etils import epath
+from flax import traverse_util
 from jax.sharding import Mesh
 from tqdm import tqdm
 
@@ -49,11 +51,25 @@ class Run:
   frozen_params: Any                      # its parameters laid out on the mesh (or None)
   param_shardings: Any
   eval_step: Any                          # jitted (params, batch, frozen_params) -> outputs
+  pretrained: Any = None                  # the task's pretrained parameter subtree, if any
 
 
-def _init_params(task: registry.Task, model, config, rng) -> Any:
+def _init_params(task: registry.Task, model, config, rng, pretrained: Any = None) -> Any:
   batch = task.dummy_batch(config, 1)
-  return model.init({'params': rng}, batch, train=False)['params']
+  params = model.init({'params': rng}, batch, train=False)['params']
+  return params if pretrained is None else _replace_subtree(params, pretrained)
+
+
+def _replace_subtree(params: Any, pretrained: Any) -> Any:
+  """`params` with every leaf that `pretrained` has replaced by it (same path, shape)."""
+  flat = traverse_util.flatten_dict(dict(params))
+  for path, value in traverse_util.flatten_dict(dict(pretrained)).items():
+    if path not in flat or flat[path].shape != value.shape:
+      found = flat[path].shape if path in flat else 'no such parameter'
+      raise UserError(f"pretrained parameter {'/'.join(path)} {value.shape}: the model has "
+                      f'{found}')
+    flat[path] = jnp.asarray(value, flat[path].dtype)
+  return traverse_util.unflatten_dict(flat)
 
 
 def _root_keys(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
@@ -73,14 +89,15 @@ def build_run(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] |
   encode = frozen.encode if frozen is not None else None
   eval_step = step_lib.jit_eval_step(step_lib.make_eval_step(model, config, encode), mesh,
                                      param_shardings, frozen_lib.shardings(frozen, mesh))
+  pretrained = task.pretrained_params(config) if task.pretrained_params is not None else None
   return Run(config, task, mesh, model, frozen, frozen_lib.lay_out(frozen, mesh),
-             param_shardings, eval_step)
+             param_shardings, eval_step, pretrained)
 
 
 def init_params(run: Run) -> Any:
   """Freshly initialised parameters, laid out on the mesh."""
   key = _root_keys(run.config)[0]
-  return jax.jit(lambda: _init_params(run.task, run.model, run.config, key),
+  return jax.jit(lambda: _init_params(run.task, run.model, run.config, key, run.pretrained),
                  out_shardings=run.param_shardings)()
 
 
@@ -107,8 +124,8 @@ def init_train_state(run: Run, steps_per_epoch: int) -> tuple[TrainState, Any]:
   ema_decay = float(config.train.get('ema_decay', 0.0))
 
   def init_state():
-    return TrainState.create(_init_params(task, run.model, config, params_key), tx, state_key,
-                             ema_decay)
+    return TrainState.create(_init_params(task, run.model, config, params_key, run.pretrained),
+                             tx, state_key, ema_decay)
 
   shardings = mesh_lib.param_shardings(run.mesh, jax.eval_shape(init_state),
                                        task.sharding_rules(config))

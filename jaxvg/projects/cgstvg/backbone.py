@@ -1,5 +1,6 @@
 """CG-STVG's frozen parts: the Video-Swin-T tower as the task's frozen backbone, and the frozen
-encoder of a feature cache (ResNet C5 and Swin stage 4).
+encoders of a feature cache (ResNet C5 and Swin stage 4; RoBERTa's states when the config
+freezes the text tower).
 
 The official model trains ResNet layer2-4 and RoBERTa and freezes only Video-Swin-T
 (`pipeline.py`), so on the frames path the tower is the task's `FrozenBackbone`: its parameters
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +26,9 @@ import numpy as np
 from flax import linen as nn
 
 from jaxvg.modules.resnet import RESNET_STAGES, ResNet
+from jaxvg.modules.roberta import Roberta, RobertaArch
 from jaxvg.modules.video_swin import VideoSwin, VideoSwinArch
-from jaxvg.projects.cgstvg.model import normalise_frames
+from jaxvg.projects.cgstvg.model import normalise_frames, roberta_arch
 from jaxvg.registry import FrozenBackbone
 
 
@@ -40,11 +42,11 @@ def swin_arch(config: ml_collections.ConfigDict) -> VideoSwinArch:
   return arch
 
 
-def seeded_variables(module: nn.Module, sample: jax.Array, seed: int) -> Any:
+def seeded_variables(module: nn.Module, sample: jax.Array, seed: int, *more_inputs: Any) -> Any:
   """Random variables of `module` drawn on the host (a frozen tower's stand-in in tests and
   benchmarks; host draws avoid compiling an initialiser of tens of millions of parameters):
   weights N(0, 1/fan_in), norm scales and variances 1, other vectors 0."""
-  shapes = jax.eval_shape(module.init, jax.random.key(0), sample)
+  shapes = jax.eval_shape(module.init, jax.random.key(0), sample, *more_inputs)
   rng = np.random.default_rng(seed)
 
   def draw(path, leaf):
@@ -91,11 +93,11 @@ def frozen_swin(config: ml_collections.ConfigDict) -> FrozenBackbone | None:
   return FrozenBackbone(params=swin_params(config), encode=encode)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
+@functools.partial(jax.jit, static_argnums=(0, 3), static_argnames='width')
 def _c5(stages: tuple[int, ...], params: Any, frames: jax.Array,
-        data: ml_collections.FrozenConfigDict) -> jax.Array:
+        data: ml_collections.FrozenConfigDict, width: int = 64) -> jax.Array:
   x = normalise_frames(frames[None], jnp.ones((1,) + frames.shape[1:3], bool), data)[0]
-  return ResNet(stages).apply({'params': params}, x)
+  return ResNet(stages, width).apply({'params': params}, x)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -107,7 +109,8 @@ def _swin_clip(arch: VideoSwinArch, variables: Any, frames: jax.Array,
 
 class FeatureEncoder:
   """One video's frozen features for the cache: frames (T, H, W, 3) uint8 -> {'c5': (T, h, w,
-  2048), 'swin': (T, h, w, 768) if the config has the Swin branch}, float32.
+  2048), 'swin': (T, h, w, 768) if the config has the Swin branch, and with `data.test_halves`
+  'swin_halves', the tower run on the even and on the odd frames apart}, float32.
 
   The video is one clip, unpadded (as the official runs one video at a time); ResNet runs on
   `chunk` frames at a time (frames are independent there), the tower on the whole clip (its
@@ -116,7 +119,9 @@ class FeatureEncoder:
 
   def __init__(self, config: ml_collections.ConfigDict, resnet_params: Any,
                swin_variables: Any | None, chunk: int = 16):
+    self.halves = bool(config.data.get('test_halves', False))
     self.stages = tuple(RESNET_STAGES[config.model.resnet])
+    self.width = config.model.resnet_width
     self.data = ml_collections.FrozenConfigDict(config.data)
     self.arch = swin_arch(config) if config.model.use_swin else None
     self.resnet_params, self.swin_variables, self.chunk = resnet_params, swin_variables, chunk
@@ -126,8 +131,42 @@ class FeatureEncoder:
     pad = -len(frames) % self.chunk
     chunks = jnp.pad(frames, [(0, pad), (0, 0), (0, 0), (0, 0)]).reshape(
         (-1, self.chunk) + frames.shape[1:])
-    c5 = jnp.concatenate([_c5(self.stages, self.resnet_params, c, self.data) for c in chunks])
+    c5 = jnp.concatenate([_c5(self.stages, self.resnet_params, c, self.data, width=self.width)
+                          for c in chunks])
     out = {'c5': c5[:len(frames)]}
     if self.arch is not None:
       out['swin'] = _swin_clip(self.arch, self.swin_variables, frames, self.data)
+      if self.halves:           # each half alone and unpadded, as the official test runs it
+        halves = np.zeros(out['swin'].shape, np.float32)
+        for parity in range(min(2, len(frames))):
+          halves[parity::2] = _swin_clip(self.arch, self.swin_variables, frames[parity::2],
+                                         self.data)
+        out['swin_halves'] = halves
+    return out
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _text_states(arch: RobertaArch, params: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  return Roberta(arch).apply({'params': params}, ids, mask, True)
+
+
+class TextEncoder:
+  """Queries' token ids -> the frozen RoBERTa's last hidden states (n_tokens, hidden) float32 per
+  query, for the cache. `chunk` queries per call, padded to `length` tokens (one compilation;
+  the tower is padding invariant)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, params: Any, chunk: int = 64):
+    self.arch, self.params, self.chunk = roberta_arch(config.model), params, chunk
+    self.length, self.pad_id = config.data.max_text_len, config.model.text.pad_token_id
+
+  def __call__(self, token_lists: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for lo in range(0, len(token_lists), self.chunk):
+      chunk = token_lists[lo:lo + self.chunk]
+      ids = np.full((self.chunk, self.length), self.pad_id, np.int32)
+      mask = np.zeros((self.chunk, self.length), bool)
+      for i, tokens in enumerate(chunk):
+        ids[i, :len(tokens)], mask[i, :len(tokens)] = tokens, True
+      states = np.asarray(_text_states(self.arch, self.params, ids, mask))
+      out += [states[i, :len(tokens)] for i, tokens in enumerate(chunk)]
     return out

@@ -12,6 +12,8 @@ the official state dict (see `convert.py`). Batch keys (those of `jaxvg.data.tub
   pixel_mask (B, H, W) (optional: all valid); frame_mask (B, T);
   swin (B, T, h, w, 768): the frozen Video-Swin stage-4 map (when `model.use_swin`);
   tokens / text_mask (B, L): RoBERTa token ids;
+  text_states (B, L, 768): the frozen RoBERTa's states from a feature cache (`model.text.frozen`),
+    read instead of running the tower on `tokens`;
   boxes (B, T, 4) normalised (cx, cy, w, h), box_mask and in_span (B, T): read ONLY for the
   ground-truth context selection of training, never at inference.
 """
@@ -26,12 +28,14 @@ from flax import linen as nn
 
 from jaxvg.losses.boxes import cxcywh_to_xyxy, paired_giou
 from jaxvg.modules.anchor_decoder import (BERT_LN_EPS, MLP, AnchorDecoderLayer,
-                                          post_norm_ffn)
+                                          inverse_sigmoid, post_norm_ffn)
 from jaxvg.modules.attention import TorchMultiheadAttention
 from jaxvg.modules.layers import LayerNorm
 from jaxvg.modules.positions import anchor_sine_embedding, sequence_sine_table, sine_positions_2d
 from jaxvg.modules.resnet import RESNET_STAGES, ResNet
 from jaxvg.modules.roberta import Roberta, RobertaArch
+
+BOX_REFINES = ('absolute', 'anchor_offset')
 
 
 def roberta_arch(config: ml_collections.ConfigDict) -> RobertaArch:
@@ -126,8 +130,9 @@ def roi_mean(features: jax.Array, boxes: jax.Array, grid_mask: jax.Array) -> jax
 
 class SpatialDecoder(nn.Module):
   """PosDecoder: per layer, anchor sine embedding → position query, one decoder layer, a new box
-  `sigmoid(bbox_embed(tgt))` (absolute, not a residual; detached as the next anchor), RoI
-  confidences, and the instance context for the NEXT layer."""
+  (detached as the next anchor), RoI confidences, and the instance context for the NEXT layer.
+  The official box is `sigmoid(bbox_embed(tgt))`, absolute; `model.box_refine='anchor_offset'`
+  makes it DAB-DETR's refinement of the anchor, `sigmoid(bbox_embed(tgt) + logit(anchor))`."""
   config: ml_collections.ConfigDict
   bbox_embed: nn.Module
 
@@ -139,6 +144,8 @@ class SpatialDecoder(nn.Module):
                ) -> tuple[jax.Array, jax.Array]:
     """Returns the boxes (layers, B, T, 4) and confidences (layers, B, T)."""
     m = self.config.model
+    if m.box_refine not in BOX_REFINES:
+      raise ValueError(f'model.box_refine must be one of {BOX_REFINES}, got {m.box_refine!r}')
     d, (h, w) = m.hidden, grid_mask.shape[1:]
     query_scale = MLP(d, d, 2, name='query_scale')
     ref_point_head = MLP(d, d, 2, name='ref_point_head')
@@ -162,7 +169,8 @@ class SpatialDecoder(nn.Module):
                                with_context=i > 0, name=f'layers_{i}')(
           tgt, query_pos, time_embed, sine[..., :d] * scale, frame_mask, memory, memory_pos,
           memory_mask, context, context_mask, deterministic)
-      box = jax.nn.sigmoid(self.bbox_embed(tgt))
+      offset = inverse_sigmoid(anchors) if m.box_refine == 'anchor_offset' else 0.0
+      box = jax.nn.sigmoid(self.bbox_embed(tgt) + offset)
       boxes.append(box)
       anchors = jax.lax.stop_gradient(box)
       rois = [roi_mean(x, anchors, grid_mask) for x in maps]
@@ -249,11 +257,17 @@ class CGSTVG(nn.Module):
     b, t, h, w = c5.shape[:4]
     vis = self.input_proj(c5).reshape(b, t, h * w, -1)
     pos = sine_positions_2d(grid_mask, m.hidden // 2).reshape(b, h * w, -1).astype(vis.dtype)
+    if m.content_positions:
+      vis = vis + pos[:, None]
     # official: the first cell is never masked ("avoid empty masks")
     vis_mask = grid_mask.reshape(b, h * w).at[:, 0].set(True)
     vis_mask = jnp.broadcast_to(vis_mask[:, None], (b, t, h * w))
     text_mask = batch['text_mask']
-    text = self.roberta(batch['tokens'], text_mask, deterministic)
+    if 'text_states' in batch:    # a feature cache's states of the frozen text tower
+      text = batch['text_states']
+    else:                         # a frozen tower runs without dropout, as the cache holds it
+      text = self.roberta(batch['tokens'], text_mask,
+                          deterministic or m.text.get('frozen', False))
     text = self.resizer(text, deterministic)                   # (B, L, C)
     n_text = text.shape[1]
     no_pos = jnp.zeros((b, n_text, m.hidden), vis.dtype)

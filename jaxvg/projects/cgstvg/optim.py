@@ -4,7 +4,8 @@
 Groups by official module name: 'backbone' (vis_encoder: the ResNet convs of
 `model.train_resnet_stages`, stage 0 being the stem), 'text' (text_encoder: RoBERTa and the
 resizer), 'temporal' (ground_decoder.time_decoder), 'base' (the rest), 'frozen' (the other
-ResNet convs, officially the stem and layer1, and every frozen batch norm).
+ResNet convs, officially the stem and layer1, every frozen batch norm, and RoBERTa when
+`model.text.frozen`).
 `config.optim.groups` gives each its learning-rate scale (the engine's `jaxvg.train.optim` reads
 the same field). `make_optimizer` is the official optimiser with each group's own schedule,
 which the engine's one shared schedule cannot express yet.
@@ -39,7 +40,8 @@ def label_of(key: str, config: ml_collections.ConfigDict) -> str:
               and lr_scale(config, 'backbone') > 0)
     return 'backbone' if trains else 'frozen'
   if key.startswith('text_encoder.'):
-    return 'text'
+    frozen = key.startswith('text_encoder.body.') and config.model.text.get('frozen', False)
+    return 'frozen' if frozen else 'text'
   if key.startswith('ground_decoder.time_decoder.'):
     return 'temporal'
   return 'base'

@@ -7,10 +7,12 @@
 
 The video is sampled as the config's evaluation samples it (HC-STVG rule at `data.sample_fps`, or
 the VidSTG rule's `data.test_frames`), at most `data.max_frames` frames by int(linspace), resized
-to short side `data.resolution`. The queries of one call are tokenised and grounded in one jitted
-call per static query bucket, the frames padded to a frame bucket (the model is padding
-invariant). Rows are STVG submission rows (`jaxvg.projects.cgstvg.postprocess`): the span in raw
-frames and a box on every raw frame of the sampled range, plus `query` and `span_seconds`.
+to short side `data.resolution`; with `data.test_halves` (the official test) at twice the
+HC-STVG rate and up to twice `data.max_frames`, run as its even and odd frames and merged. The
+queries of one call are tokenised and grounded in one jitted call per static query bucket, the
+frames padded to a frame bucket (the model is padding invariant). Rows are STVG submission rows
+(`jaxvg.projects.cgstvg.postprocess`): the span in raw frames and a box on every raw frame of the
+sampled range, plus `query` and `span_seconds`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import numpy as np
 from jaxvg.data import stvg_frames
 from jaxvg.data.stvg_readers import STVG_PROTOCOLS
 from jaxvg.data.temporal import pick_bucket
-from jaxvg.data.tube_examples import collate_tubes, tokenizer_folder
+from jaxvg.data.tube_examples import collate_tubes, halves_rows, tokenizer_folder
 from jaxvg.plotting_tubes import PRED_COLOUR, draw_box, plot_tube
 from jaxvg.predictor import InputError, probe_video
 from jaxvg.text.roberta_tokenizer import RobertaTokenizer
@@ -79,14 +81,19 @@ def _count_frames(path: str) -> tuple[int, float, int, int]:
 
 def sampled_frame_ids(config: ml_collections.ConfigDict, num_frames: int, fps: float
                       ) -> np.ndarray:
-  """Raw frames the model sees: the dataset's evaluation rule, then at most `data.max_frames`."""
+  """Raw frames the model sees: the dataset's evaluation rule (with `data.test_halves` the
+  HC-STVG rule at twice `data.sample_fps`, as the official test clip), then at most
+  `data.max_frames` per model pass by int(linspace)."""
   d = config.data
+  halves = bool(d.get('test_halves', False))
   if STVG_PROTOCOLS.get(d.dataset, 'hcstvg') == 'vidstg':
     ids = stvg_frames.sample_ids((0, num_frames), fps, num_samples=d.test_frames)
   else:
-    ids = stvg_frames.sample_ids((0, num_frames), fps, sample_fps=d.sample_fps)
-  if len(ids) > d.max_frames:
-    ids = ids[np.linspace(0, len(ids) - 1, d.max_frames).astype(np.int64)]
+    ids = stvg_frames.sample_ids((0, num_frames), fps,
+                                 sample_fps=d.sample_fps * (2 if halves else 1))
+  most = d.max_frames * (2 if halves else 1)
+  if len(ids) > most:
+    ids = ids[np.linspace(0, len(ids) - 1, most).astype(np.int64)]
   return ids
 
 
@@ -114,6 +121,7 @@ class VideoPredictor:
     self.params = params
     self.tokenizer = RobertaTokenizer.from_folder(tokenizer_folder(config.data),
                                                   config.data.max_text_len)
+    self.halves = bool(config.data.get('test_halves', False))
 
   @staticmethod
   def check_queries(queries: Sequence[str]) -> None:
@@ -127,8 +135,9 @@ class VideoPredictor:
     probe_video(path)
     num_frames, fps, width, height = _count_frames(path)
     ids = sampled_frame_ids(self.config, num_frames, fps)
-    if len(ids) > max(self.config.data.frame_buckets):
-      raise InputError(f'{path}: {len(ids)} frames exceed the largest frame bucket '
+    per_pass = -(-len(ids) // 2) if self.halves else len(ids)
+    if per_pass > max(self.config.data.frame_buckets):
+      raise InputError(f'{path}: {per_pass} frames exceed the largest frame bucket '
                        f'{max(self.config.data.frame_buckets)} (data.frame_buckets)')
     d = self.config.data
     try:
@@ -164,6 +173,8 @@ class VideoPredictor:
       chunk = queries[lo:lo + max(QUERY_BUCKETS)]
       size = pick_bucket(len(chunk), QUERY_BUCKETS)
       examples = self._examples(chunk, lo, video) + [None] * (size - len(chunk))
+      if self.halves:           # the official test: even and odd frames, merged by postprocess
+        examples = halves_rows(examples)
       batch, meta = collate_tubes(examples, frame_buckets=d.frame_buckets, height=d.height,
                                   width=d.width, max_text_len=d.max_text_len,
                                   pad_token_id=self.tokenizer.pad_id)

@@ -38,6 +38,18 @@ def load_params(path: str, config: ml_collections.ConfigDict):
   return load_weights(path, config)['params']
 
 
+def pretrained_params(config: ml_collections.ConfigDict):
+  """{'resnet': ...} when `model.resnet_weights` names a pretrained toy ResNet, else None."""
+  weights = config.model.get('resnet_weights', '')
+  if not weights:
+    return None
+  if weights != 'synthetic':
+    raise UserError(f"model.resnet_weights must be '' or 'synthetic', got {weights!r} (an "
+                    'official ResNet comes with the whole model: --init_from)')
+  from jaxvg.projects.cgstvg import synthetic_backbone
+  return {'resnet': synthetic_backbone.ensure_pretrained(config)}
+
+
 TASK = registry.Task(
     name='cgstvg',
     build_model=build_model,
@@ -45,6 +57,7 @@ TASK = registry.Task(
     make_data=make_data,
     postprocess=postprocess,
     load_weights=load_params,
+    pretrained_params=pretrained_params,
     frozen_backbone=frozen_swin,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
                                param_labels=param_labels, make_optimizer=make_optimizer),

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
+from jaxvg.modules.anchor_decoder import inverse_sigmoid
 from jaxvg.modules.attention import MultiHeadAttention
 from jaxvg.modules.deformable import DeformableSpanAttention, ReferenceDeformableSelfAttention
 from jaxvg.modules import init
@@ -36,12 +37,6 @@ from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feat
 from jaxvg.modules.transformer import DecoderLayer, FeedForward
 
 VIDEO_ATTENTIONS = ('rdsa', 'deformable', 'cross')
-
-
-def inverse_sigmoid(x: jax.Array, eps: float = 1e-5) -> jax.Array:
-  """log(x / (1 − x)) with x clamped to [0, 1] and both terms to ≥ eps (Deformable DETR)."""
-  x = jnp.clip(x, 0.0, 1.0)
-  return jnp.log(jnp.maximum(x, eps) / jnp.maximum(1.0 - x, eps))
 
 
 def span_sine_embedding(spans: jax.Array, dims: int, temperature: float = 10000.0) -> jax.Array:

@@ -24,6 +24,7 @@ from configs.cgstvg import synthetic
 def get_config(arg=''):
   c = synthetic.get_config()
   c.data.height, c.data.width = 64, 96   # the canvas the shapes below are checked against
+  c.data.test_halves = True              # the cache also holds the tower run on each half
   c.model.use_swin = True
   c.model.swin_dims = 32
   t = c.model.swin_tower
@@ -56,10 +57,12 @@ def setup(tmp_path_factory):
   return dict(config=config, videos=videos, out=out, status=status)
 
 
+def direct_encoder(config):
+  return backbone.FeatureEncoder(config, *cgstvg_features.frozen_params(config, '', ''), chunk=4)
+
+
 def direct_features(config, frames):
-  encoder = backbone.FeatureEncoder(config, *cgstvg_features.frozen_params(config, '', ''),
-                                    chunk=4)
-  return encoder(frames)
+  return direct_encoder(config)(frames)
 
 
 def test_a_broken_video_is_skipped_and_reported(setup, capsys):
@@ -98,6 +101,7 @@ def test_cache_equals_the_backbones_direct_output(setup):
 def test_tube_pipeline_reads_the_cache_into_model_inputs(setup):
   config = setup['config'].copy_and_resolve_references()
   config.data.features_dir = setup['out']
+  config.data.test_halves = False
   data = CachedTubeData.from_config(config, train=False, seed=0)
   records = [TubeRecord(vid=key, qid=i, query='q', num_frames=3 * t, fps=25.0, width=w,
                         height=h, span=np.array([3, 12]), box_frames=np.arange(3, 12),
@@ -106,7 +110,8 @@ def test_tube_pipeline_reads_the_cache_into_model_inputs(setup):
              for i, (key, (t, h, w)) in enumerate(list(VIDEOS.items())[:2])]
   examples = [data.example(r, epoch=0, index=i) for i, r in enumerate(records)]
   batch, meta = data.collate(examples + [None], data.length(records[0]))
-  assert batch['c5'].shape == (3, 16, 2, 3, 2048) and batch['swin'].shape == (3, 16, 2, 3, 32)
+  assert batch['c5'].shape == (3, 16, 2, 3, 32 * config.model.resnet_width)
+  assert batch['swin'].shape == (3, 16, 2, 3, 32)
   assert batch['grid_mask'][:, 0].tolist() == [[True, True, False]] * 2 + [[False] * 3]
   assert 'frames' not in batch and batch['frame_mask'].sum(1).tolist() == [7, 5, 0]
   cache = TubeFeatureCache(setup['out'])
@@ -117,3 +122,22 @@ def test_tube_pipeline_reads_the_cache_into_model_inputs(setup):
   outputs = jax.eval_shape(lambda b: CGSTVG(config).init_with_output(jax.random.key(0), b)[0],
                            jax.tree.map(jnp.asarray, batch))
   assert outputs['boxes'].shape == (config.model.dec_layers, 3, 16, 4)
+
+
+def test_the_test_halves_read_the_tower_run_on_each_half(setup):
+  config = setup['config'].copy_and_resolve_references()
+  config.data.features_dir = setup['out']
+  data = CachedTubeData.from_config(config, train=False, seed=0)
+  record = TubeRecord(vid='a', qid=0, query='q', num_frames=21, fps=25.0, width=64, height=64,
+                      span=np.array([3, 12]), box_frames=np.arange(3, 12),
+                      boxes=np.tile(np.array([[4, 4, 30, 40]], np.float32), (9, 1)))
+  batch, meta = data.collate([data.example(record, epoch=0, index=0)], data.length(record))
+  assert batch['frame_mask'].sum(1).tolist() == [4, 3]
+  assert meta['frame_ids'][1, :3].tolist() == [3, 9, 15]
+  halves = TubeFeatureCache(setup['out'], {'swin': 'swin_halves'}).rows('a', np.arange(7))['swin']
+  video, encoder = setup['videos']['a'], direct_encoder(setup['config'])
+  for parity, n in ((0, 4), (1, 3)):     # the tower on the half alone, as the official test
+    alone = backbone._swin_clip(encoder.arch, encoder.swin_variables, video[parity::2],
+                                encoder.data)
+    np.testing.assert_allclose(halves[parity::2], alone, rtol=2e-3, atol=2e-3)
+    np.testing.assert_array_equal(batch['swin'][parity, :n, :2, :2], halves[parity::2])

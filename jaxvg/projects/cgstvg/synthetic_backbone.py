@@ -1,0 +1,176 @@
+"""A toy ResNet pretrained to find and name the synthetic tube benchmark's shapes.
+
+The official CG-STVG starts from MDETR's ResNet-101, a backbone that already localises what a
+caption names. Trained from scratch inside the grounding model, the toy ResNet of
+`configs/cgstvg/synthetic.py` learns spans but not boxes in a CPU-sized run (its boxes stay at
+the mean box). This gives the embedded benchmark the same kind of start as real use: the
+config's ResNet (stages, width) trained with a dense detection objective on still frames of
+random scenes drawn by the benchmark's renderer (not the benchmark's videos). Every C5 cell
+predicts whether a shape's centre lies in it and, if so, that shape's colour, kind and box (its
+centre within the cell and its size): what the grounding model later reads from the map.
+
+Deterministic (seeded scenes, CPU XLA) and cached on first use as
+`<cache>/synthetic/resnet-<stages>-w<width>-<H>x<W>-v<VERSION>.npz`; a config selects it with
+`model.resnet_weights = 'synthetic'` (`jaxvg.projects.cgstvg.task.init_params`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import linen as nn
+from flax import traverse_util
+
+from jaxvg.data import synthetic_tubes
+from jaxvg.modules.resnet import RESNET_STAGES, ResNet
+from jaxvg.projects.cgstvg.model import normalise_frames
+
+VERSION = 1
+STEPS = 400
+BATCH_SIZE = 32
+LEARNING_RATE = 1e-3
+BOX_WEIGHT = 5.0
+STRIDE = 32                                   # C5
+COLOURS, SHAPES = tuple(synthetic_tubes.COLOURS), synthetic_tubes.SHAPES
+HEAD_OUTPUTS = 1 + len(COLOURS) + len(SHAPES) + 4   # objectness, colour, shape, box
+
+
+class CellDetector(nn.Module):
+  """ResNet C5 and a 1x1 head: per cell the objectness logit, colour and shape logits, and the
+  box (sigmoid: centre within the cell, width and height relative to the frame)."""
+  stages: tuple[int, ...]
+  width: int
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    return nn.Dense(HEAD_OUTPUTS, name='head')(ResNet(self.stages, self.width, name='resnet')(images))
+
+
+def random_scene(rng: np.random.Generator) -> list[dict]:
+  """1-4 still shapes of the benchmark's colours, kinds and sizes, anywhere in the frame."""
+  objects = []
+  for _ in range(int(rng.integers(1, 5))):
+    radius = float(rng.integers(6, 17))
+    objects.append({'colour': str(rng.choice(COLOURS)), 'shape': str(rng.choice(SHAPES)),
+                    'radius': radius,
+                    'x': float(rng.uniform(radius, synthetic_tubes.WIDTH - radius)),
+                    'y': float(rng.uniform(radius, synthetic_tubes.HEIGHT - radius))})
+  return objects
+
+
+def scene_example(objects: list[dict], grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+  """(frame (HEIGHT, WIDTH, 3) uint8, targets (h, w, 4 + 4)): per cell [has object, colour id,
+  shape id, unused, cx in cell, cy in cell, w, h] of the topmost shape whose centre it holds."""
+  frame = np.empty((synthetic_tubes.HEIGHT, synthetic_tubes.WIDTH, 3), np.uint8)
+  frame[:] = synthetic_tubes.BACKGROUND
+  h, w = grid
+  cell_w, cell_h = synthetic_tubes.WIDTH / w, synthetic_tubes.HEIGHT / h
+  targets = np.zeros((h, w, 8), np.float32)
+  for obj in objects:               # later shapes are drawn over (and win cells from) earlier
+    r = obj['radius']
+    synthetic_tubes.draw(frame, obj, np.array([obj['x'] - r, obj['y'] - r,
+                                               obj['x'] + r, obj['y'] + r]))
+    col, row = int(obj['x'] // cell_w), int(obj['y'] // cell_h)
+    targets[row, col] = [1, COLOURS.index(obj['colour']), SHAPES.index(obj['shape']), 0,
+                         obj['x'] / cell_w - col, obj['y'] / cell_h - row,
+                         2 * r / synthetic_tubes.WIDTH, 2 * r / synthetic_tubes.HEIGHT]
+  return frame, targets
+
+
+def grid_shape(height: int, width: int) -> tuple[int, int]:
+  return -(-height // STRIDE), -(-width // STRIDE)
+
+
+def scene_batch(seed: int, step: int, batch_size: int, grid: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+  rng = np.random.default_rng([VERSION, seed, step])
+  frames, targets = zip(*(scene_example(random_scene(rng), grid) for _ in range(batch_size)))
+  return np.stack(frames), np.stack(targets)
+
+
+def detection_loss(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, dict]:
+  """Objectness BCE over every cell; colour and shape CE and BOX_WEIGHT x L1 box on cells with
+  an object."""
+  has = targets[..., 0]
+  objectness = optax.sigmoid_binary_cross_entropy(outputs[..., 0], has).mean()
+  n_col = len(COLOURS)
+  colour = optax.softmax_cross_entropy_with_integer_labels(
+      outputs[..., 1:1 + n_col], targets[..., 1].astype(jnp.int32))
+  shape = optax.softmax_cross_entropy_with_integer_labels(
+      outputs[..., 1 + n_col:-4], targets[..., 2].astype(jnp.int32))
+  box = jnp.abs(jax.nn.sigmoid(outputs[..., -4:]) - targets[..., 4:]).sum(-1)
+  count = jnp.maximum(has.sum(), 1)
+  per_object = lambda x: (x * has).sum() / count  # noqa: E731
+  terms = {'objectness': objectness, 'colour': per_object(colour), 'shape': per_object(shape),
+           'box': per_object(box)}
+  return objectness + terms['colour'] + terms['shape'] + BOX_WEIGHT * terms['box'], terms
+
+
+def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: int = BATCH_SIZE,
+             seed: int = 0, log_every: int = 0) -> tuple[dict[str, Any], list[dict]]:
+  """(the ResNet's params, per-step loss terms): `steps` of AdamW on fresh scenes, frames
+  resized (bilinear) to the config's data.height x data.width."""
+  m, data = config.model, config.data
+  size = (data.height, data.width)
+  grid = grid_shape(*size)
+  model = CellDetector(tuple(RESNET_STAGES[m.resnet]), m.resnet_width)
+  frozen_data = ml_collections.FrozenConfigDict(data)
+
+  def images(frames):
+    resized = jax.image.resize(frames.astype(jnp.float32), (frames.shape[0],) + size + (3,),
+                               'bilinear')
+    resized = jnp.clip(jnp.round(resized), 0, 255).astype(jnp.uint8)
+    return normalise_frames(resized[:, None], jnp.ones((frames.shape[0],) + size, bool),
+                            frozen_data)[:, 0]
+
+  params = model.init(jax.random.key(seed), jnp.zeros((1,) + size + (3,)))['params']
+  tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, LEARNING_RATE, steps // 10, steps),
+                   weight_decay=1e-4)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, frames, targets):
+    def loss_fn(p):
+      return detection_loss(model.apply({'params': p}, images(frames)), targets)
+    (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, {'loss': loss, **terms}
+
+  history = []
+  for i in range(steps):
+    frames, targets = scene_batch(seed, i, batch_size, grid)
+    params, opt_state, terms = step(params, opt_state, frames, targets)
+    history.append({k: float(v) for k, v in terms.items()})
+    if log_every and (i + 1) % log_every == 0:
+      print(f'synthetic ResNet pretraining step {i + 1}/{steps}: ' +
+            ' '.join(f'{k} {v:.3f}' for k, v in history[-1].items()))
+  return params['resnet'], history
+
+
+def cache_path(config: ml_collections.ConfigDict) -> str:
+  m, data = config.model, config.data
+  root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
+  return os.path.join(root, f'resnet-{m.resnet}-w{m.resnet_width}-{data.height}x{data.width}'
+                            f'-v{VERSION}.npz')
+
+
+def ensure_pretrained(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The pretrained ResNet params for the config's ResNet and frame size (made if missing)."""
+  path = cache_path(config)
+  if not os.path.exists(path):
+    print(f'pretraining the toy ResNet on synthetic scenes (once; cached at {path})')
+    params, _ = pretrain(config, log_every=100)
+    flat = {'/'.join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), suffix='.npz',
+                                     delete=False) as f:
+      np.savez(f, **flat)
+    os.replace(f.name, path)
+  with np.load(path) as f:
+    return traverse_util.unflatten_dict({tuple(k.split('/')): f[k] for k in f.files})
