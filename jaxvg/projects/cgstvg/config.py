@@ -27,10 +27,6 @@ def base_config() -> ml_collections.ConfigDict:
   # '' = the ResNet starts fresh (official: MDETR's, through --init_from); 'synthetic' = the toy
   # ResNet pretrained on the synthetic benchmark's renderer (synthetic_backbone.py).
   m.resnet_weights = ''
-  # The spatial decoder's box per layer: 'absolute' (official, sigmoid(bbox_embed(tgt)); the
-  # anchor only steers attention) or 'anchor_offset' (DAB-DETR, whose decoder CG-STVG adapts:
-  # sigmoid(bbox_embed(tgt) + logit(anchor)), each layer refining the previous box).
-  m.box_refine = 'absolute'
   # Official (DETR): the 2-D sine positions enter attention queries and keys only, so a box is
   # read from features whose position the (pretrained) backbone encodes. True also adds them to
   # the visual tokens themselves (ViT-style), so every attended value carries its cell.

@@ -28,15 +28,12 @@ from flax import linen as nn
 
 from jaxvg.losses.boxes import cxcywh_to_xyxy, paired_giou
 from jaxvg.modules.anchor_decoder import (BERT_LN_EPS, MLP, AnchorDecoderLayer,
-                                          inverse_sigmoid, post_norm_ffn)
+                                          post_norm_ffn)
 from jaxvg.modules.attention import TorchMultiheadAttention
 from jaxvg.modules.layers import LayerNorm
 from jaxvg.modules.positions import anchor_sine_embedding, sequence_sine_table, sine_positions_2d
 from jaxvg.modules.resnet import RESNET_STAGES, ResNet
 from jaxvg.modules.roberta import Roberta, RobertaArch
-
-BOX_REFINES = ('absolute', 'anchor_offset')
-
 
 def roberta_arch(config: ml_collections.ConfigDict) -> RobertaArch:
   t = config.text
@@ -130,9 +127,8 @@ def roi_mean(features: jax.Array, boxes: jax.Array, grid_mask: jax.Array) -> jax
 
 class SpatialDecoder(nn.Module):
   """PosDecoder: per layer, anchor sine embedding → position query, one decoder layer, a new box
-  (detached as the next anchor), RoI confidences, and the instance context for the NEXT layer.
-  The official box is `sigmoid(bbox_embed(tgt))`, absolute; `model.box_refine='anchor_offset'`
-  makes it DAB-DETR's refinement of the anchor, `sigmoid(bbox_embed(tgt) + logit(anchor))`."""
+  `sigmoid(bbox_embed(tgt))` (absolute, not a residual; detached as the next anchor), RoI
+  confidences, and the instance context for the NEXT layer."""
   config: ml_collections.ConfigDict
   bbox_embed: nn.Module
 
@@ -144,8 +140,6 @@ class SpatialDecoder(nn.Module):
                ) -> tuple[jax.Array, jax.Array]:
     """Returns the boxes (layers, B, T, 4) and confidences (layers, B, T)."""
     m = self.config.model
-    if m.box_refine not in BOX_REFINES:
-      raise ValueError(f'model.box_refine must be one of {BOX_REFINES}, got {m.box_refine!r}')
     d, (h, w) = m.hidden, grid_mask.shape[1:]
     query_scale = MLP(d, d, 2, name='query_scale')
     ref_point_head = MLP(d, d, 2, name='ref_point_head')
@@ -169,8 +163,7 @@ class SpatialDecoder(nn.Module):
                                with_context=i > 0, name=f'layers_{i}')(
           tgt, query_pos, time_embed, sine[..., :d] * scale, frame_mask, memory, memory_pos,
           memory_mask, context, context_mask, deterministic)
-      offset = inverse_sigmoid(anchors) if m.box_refine == 'anchor_offset' else 0.0
-      box = jax.nn.sigmoid(self.bbox_embed(tgt) + offset)
+      box = jax.nn.sigmoid(self.bbox_embed(tgt))
       boxes.append(box)
       anchors = jax.lax.stop_gradient(box)
       rois = [roi_mean(x, anchors, grid_mask) for x in maps]
