@@ -1,8 +1,7 @@
 """Runs the benchmark suites, prints one table and writes JSON.
 
-  python -m jaxvg.bench [--only r2tuning,sdst,cgstvg,clip,data,evaluation,zeroshot] [--json out.json]
-                        [--quick]
-                        [--official_step_s S]
+  python -m jaxvg.bench [--only r2tuning,sdst,cgstvg,clip,data,evaluation,zeroshot,nst]
+                        [--json out.json] [--quick] [--official_step_s S] [--nst_workdir DIR]
   python -m jaxvg.bench --serve_train_steps   # one headline step per stdin line (see below)
 
 The matmul ceiling is always measured first, in the same run, and the load average, the CPU
@@ -13,6 +12,11 @@ machine (`python benchmarks/torch_reference_step.py`, needs torch) and pass it a
 `--official_step_s`, or let that script alternate its steps with this engine's
 (`--alternate`, which drives `--serve_train_steps` in a child process) for a ratio that the host's
 drift moves alike on both sides.
+
+The `nst` suite is NST's mixed-quality table (`jaxvg.bench.nst`, as `benchmarks/nst_table.py`):
+it trains a CG-STVG base and three tuned methods (hours on a CPU at the reduced size, the smoke
+size with --quick), so it runs only when named in --only. It resumes from --nst_workdir, where a
+finished table is only re-scored.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from jaxvg import hugepages
 from jaxvg.bench import host
 from jaxvg.errors import UserError, cli_boundary
 
-SUITES = ('r2tuning', 'sdst', 'cgstvg', 'clip', 'data', 'evaluation', 'zeroshot')
+SUITES = ('r2tuning', 'sdst', 'cgstvg', 'clip', 'data', 'evaluation', 'zeroshot', 'nst')
+ON_REQUEST = ('nst',)   # trains models: not in the default run
 
 
 def _default_shared() -> str:
@@ -57,16 +62,19 @@ def format_table(results: dict) -> str:
 @cli_boundary
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--only', default=','.join(SUITES),
-                      help=f'comma-separated subset of {",".join(SUITES)}')
+  parser.add_argument('--only', default=','.join(s for s in SUITES if s not in ON_REQUEST),
+                      help=f'comma-separated subset of {",".join(SUITES)} (default: all but '
+                      f'{",".join(ON_REQUEST)})')
   parser.add_argument('--json', default='', help='write the results here')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--quick', action='store_true', help='r2tuning: the headline case only; '
-                      'zeroshot: the reduced case on any backend')
+                      'zeroshot: the reduced case on any backend; nst: the smoke size')
   parser.add_argument('--official_step_s', type=float, default=None,
                       help='official PyTorch R²-Tuning step (batch 8) timed on this machine; '
                       'default: the shared README figure from another machine of this kind')
   parser.add_argument('--shared', default=_default_shared(), help='shared/ (evaluation suite)')
+  parser.add_argument('--nst_workdir', default='',
+                      help='nst: the runs of the table (default runs/nst_table-<size>)')
   parser.add_argument('--serve_train_steps', action='store_true',
                       help='no suites: run the headline train step once per stdin line, one JSON '
                       'reply per step on stdout (driven by torch_reference_step.py --alternate)')
@@ -111,6 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
   if 'zeroshot' in only:
     from jaxvg.bench import zeroshot
     suites['zeroshot'] = lambda: zeroshot.run(args.repeats, gflops, args.quick)
+  if 'nst' in only:
+    from jaxvg.bench import nst
+    size = 'smoke' if args.quick else 'reduced'
+    suites['nst'] = lambda: nst.run(args.nst_workdir or nst.default_workdir(size), size)
   for name, suite in suites.items():
     results[name] = suite()
   results['load_average_1min_end'] = os.getloadavg()[0]

@@ -64,3 +64,18 @@ def test_step_server_replies_once_per_request_until_quit(monkeypatch):
   assert records[0] == {'compile_s': 1.5}
   assert len(records) == 3 and all(set(r) == {'step_s', 'cpu_s', 'steal_fraction'} for r in records[1:])
   assert steps == [(8, r2tuning.CLIPS)] * 3  # warm-up + two requests; nothing after 'quit'
+
+
+def test_nst_suite_runs_only_on_request_at_the_size_asked(monkeypatch, tmp_path):
+  from jaxvg.bench import ceiling, nst
+  calls = []
+  monkeypatch.setattr(ceiling, 'run', lambda: {'matmul_gflops': 1.0})
+  monkeypatch.setattr(nst, 'run', lambda workdir, size: calls.append((workdir, size)) or {})
+  for suite in bench_main.SUITES:
+    if suite not in bench_main.ON_REQUEST:
+      monkeypatch.setattr(f'jaxvg.bench.{suite}.run', lambda *a, **k: {}, raising=False)
+  bench_main.main([])
+  assert calls == []                                       # the default run trains nothing
+  bench_main.main(['--only', 'nst', '--quick', '--nst_workdir', str(tmp_path)])
+  bench_main.main(['--only', 'nst'])
+  assert calls == [(str(tmp_path), 'smoke'), (nst.default_workdir('reduced'), 'reduced')]

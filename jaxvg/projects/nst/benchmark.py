@@ -15,16 +15,21 @@ from jaxvg.projects.nst.data import SPLITS
 METRICS = ('m_tIoU', 'm_vIoU', 'vIoU@0.3', 'vIoU@0.5')
 
 
+def split_loader(config: ml_collections.ConfigDict, split: str, **degrade: Any):
+  """The val set's loader for a benchmark split; `degrade` overrides fields of
+  `config.degrade` (e.g. `kinds=('motion_blur',), severities=(4,)` for one degradation)."""
+  from jaxvg.data import make_loader
+  config = unlocked_copy(config)
+  config.degrade.update({'split': split, **degrade})
+  return make_loader(config, config.data.val_split, train=False)
+
+
 def score_splits(run, params: Any, splits: tuple[str, ...] = SPLITS) -> dict[str, dict]:
   """{split: the four metrics} of `params` under `run` (a `trainer.Run` of the nst task)."""
-  from jaxvg.data import make_loader
   from jaxvg.train import trainer
   scores = {}
   for split in splits:
-    config = unlocked_copy(run.config)
-    config.degrade.split = split
-    loader = make_loader(config, config.data.val_split, train=False)
-    metrics = trainer.evaluate_split(run, params, loader)
+    metrics = trainer.evaluate_split(run, params, split_loader(run.config, split))
     scores[split] = {name: metrics[name] for name in METRICS}
   return scores
 
@@ -53,7 +58,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | None,
     base_hq = scores['hq']
   elif base_hq is None:
     base_hq = frozen_hq(config, cgstvg.load_base(config.nst.base_checkpoint, config))
-  return {'method': config.nst.method, 'splits': scores,
+  return summarise(config.nst.method, scores, base_hq)
+
+
+def summarise(method: str, scores: dict[str, dict], base_hq: dict[str, float]) -> dict[str, Any]:
+  """A method's split scores with HQ(tuned) − HQ(frozen base), as `format_result` prints them."""
+  return {'method': method, 'splits': scores,
           'hq_minus_frozen': {name: scores['hq'][name] - base_hq[name] for name in METRICS}}
 
 

@@ -241,8 +241,8 @@ def frozen_base(base_cls: type[nn.Module], nst: NSTConfig) -> type[nn.Module]:
   trainable = {point.path for point in nst.points} if nst.method == 'full' else set()
 
   def stop(tree):
-    def leaf(key_path, x):
-      module = '/'.join(str(getattr(key, 'key', key)) for key in key_path[:-1])
+    def leaf(key_path, x):  # key_path: ('params', *module path, parameter name)
+      module = '/'.join(str(getattr(key, 'key', key)) for key in key_path[1:-1])
       return x if module in trainable else jax.lax.stop_gradient(x)
     return jax.tree_util.tree_map_with_path(leaf, tree)
   return nn.map_variables(base_cls, 'params', trans_in_fn=stop, init=True)

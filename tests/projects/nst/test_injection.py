@@ -217,3 +217,15 @@ def test_quality_bce_against_labels():
   only_first = np.mean(np.concatenate([np.asarray(optax.sigmoid_binary_cross_entropy(
       l[0], 0.0)).ravel() for l in leaves]))
   np.testing.assert_allclose(masked, only_first, rtol=1e-6)
+
+
+def test_frozen_base_passes_gradients_only_to_the_layers_full_tunes():
+  for method, moving in (('full', {'conv', 'block/fc2'}), ('nst', set())):
+    nst = NSTConfig(method=method, points=(PointSpec('conv', (-3, -2)), PointSpec('block/fc2')))
+    model = injection.frozen_base(Toy, nst)()
+    params = jax.jit(model.init)(jax.random.key(1), FRAMES)['params']
+    grads = jax.grad(lambda p: jnp.sum(model.apply({'params': p}, FRAMES)['logits'] ** 2))(params)
+    norms = {'/'.join(key.key for key in path[:-1]): float(jnp.linalg.norm(g))
+             for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]
+             if path[-1].key == 'kernel'}
+    assert {name for name, norm in norms.items() if norm > 0} == moving, (method, norms)
