@@ -35,8 +35,8 @@ def get_config(size: str = 'default'):
   d.max_text_len = 16
   # A toy ResNet (one bottleneck per stage, width 16: C5 has 512 channels) pretrained to find
   # and name the renderer's shapes (made on first use; the official starts from MDETR's),
-  # stages 2-4 fine-tuned as officially. Trained from scratch inside CG-STVG instead, its boxes
-  # stay at the mean box in a run of this length.
+  # stages 2-4 fine-tuned as officially. With it or from scratch, the boxes of a run of this
+  # length still stay at the mean box (docs/cgstvg.md, "Synthetic run").
   c.model.resnet = 'resnet14'
   c.model.resnet_width = 16
   c.model.resnet_weights = 'synthetic'

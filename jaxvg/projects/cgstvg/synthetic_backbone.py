@@ -1,17 +1,16 @@
 """A toy ResNet pretrained to find and name the synthetic tube benchmark's shapes.
 
 The official CG-STVG starts from MDETR's ResNet-101, a backbone that already localises what a
-caption names. Trained from scratch inside the grounding model, the toy ResNet of
-`configs/cgstvg/synthetic.py` learns spans but not boxes in a CPU-sized run (its boxes stay at
-the mean box). This gives the embedded benchmark the same kind of start as real use: the
-config's ResNet (stages, width) trained with a dense detection objective on still frames of
-random scenes drawn by the benchmark's renderer (not the benchmark's videos). Every C5 cell
-predicts whether a shape's centre lies in it and, if so, that shape's colour, kind and box (its
-centre within the cell and its size): what the grounding model later reads from the map.
+caption names; no such weights can be downloaded here. This gives the embedded benchmark the same
+kind of start: the config's ResNet (stages, width) trained with a dense detection objective on
+still frames of random scenes drawn by the benchmark's renderer (not the benchmark's videos).
+Every C5 cell predicts whether a shape's centre lies in it and, if so, that shape's colour, kind
+and box (its centre within the cell and its size): what the grounding model later reads from the
+map. On its own it does not make the synthetic run's boxes learn (docs/cgstvg.md).
 
 Deterministic (seeded scenes, CPU XLA) and cached on first use as
-`<cache>/synthetic/resnet-<stages>-w<width>-<H>x<W>-v<VERSION>.npz`; a config selects it with
-`model.resnet_weights = 'synthetic'` (`jaxvg.projects.cgstvg.task.init_params`).
+`<cache>/synthetic/resnet-<model.resnet>-w<width>-<H>x<W>-v<VERSION>.npz`; a config selects it with
+`model.resnet_weights = 'synthetic'` (`jaxvg.projects.cgstvg.task.pretrained_params`).
 """
 from __future__ import annotations
 
