@@ -173,12 +173,16 @@ def info(config: ml_collections.ConfigDict, workdir: str | None) -> str:
       lines.append(f'latest checkpoint: step {ckpts.latest_step()}  '
                    f'params sha256: {params_sha256(restore_params(run, workdir, "latest"))}')
     ckpts.close()
-  trainable = None
-  if task.training is not None and task.training.param_labels is not None:
-    trainable = jax.tree.map(lambda label: not optim.is_frozen(config.optim, label),
-                             task.training.param_labels(config, params))
-  lines.append(summary(params, trainable))
+  lines.append(summary(params, trainable_mask(task, config, params)))
   return '\n'.join(lines)
+
+
+def trainable_mask(task: registry.Task, config: ml_collections.ConfigDict, params: Any) -> Any:
+  """A like pytree of bools: False for the parameters the optimiser freezes (None: all train)."""
+  if task.training is None or task.training.param_labels is None:
+    return None
+  return jax.tree.map(lambda label: not optim.is_frozen(config.optim, label),
+                      task.training.param_labels(config, params))
 
 
 class _Preemption:
@@ -239,7 +243,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
     print(f'devices: {dict(run.mesh.shape)} ({jax.devices()[0].platform}); '
-          f'trainable parameters: {count_params(state.params)}; '
+          f'trainable parameters: '
+          f'{count_params(state.params, trainable_mask(run.task, config, state.params))}; '
           f'{steps_per_epoch} steps per epoch')
 
   total_steps = config.train.epochs * steps_per_epoch

@@ -17,7 +17,9 @@ from jaxvg.modules import nullspace
 from jaxvg.projects.cgstvg.model import CGSTVG
 from jaxvg.projects.nst import cgstvg, data, injection
 from jaxvg.projects.nst.config import NSTConfig, PointSpec
+from jaxvg.train import trainer
 from jaxvg.train.optim import make_optimizer
+from jaxvg.train.state import count_params
 
 FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive_passes': True}
 POINTS = ('input_proj', 'encoder_ffn', 'temporal_decoder_ffn', 'spatial_decoder_ffn')
@@ -153,6 +155,11 @@ def test_foils_label_their_parameters(arg):
                          for name in ('kernel', 'bias') for path in (
                              'input_proj', 'spatial_layers_0/linear2', 'time_layers_0/linear2',
                              'spatial_decoder/layers_0/linear2')}
+  # the engine counts the same parameters as trainable (its start-up line, --mode info)
+  mask = trainer.trainable_mask(registry.get_task('nst'), config, params)
+  assert count_params(params, mask) == sum(
+      x.size for path, x in jax.tree_util.tree_flatten_with_path(params)[0]
+      if jax.tree_util.keystr(path) in trainable)
 
 
 def test_train_step_moves_only_the_units():
