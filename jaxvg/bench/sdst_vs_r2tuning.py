@@ -14,6 +14,9 @@ resumes (or is only read back when finished), so a killed comparison continues w
 
 Reduced size for a shared machine: `--epochs 3` (the criterion compares equal epochs, so fewer
 epochs stay a fair race), or `--size tiny` (seconds; a smoke test, too small to rank them).
+`--epochs` does not move either config's `optim.decay_epochs`: for a longer race set it for both
+(`--r2tuning.optim.decay_epochs='(10,)' --sdst.optim.decay_epochs='(10,)'`); at the synthetic
+lr 2e-3 both systems degrade after epoch 6 until the decay (docs/sdst.md).
 `--<system>.<field>=<value>` overrides one system's config, as `--config.<field>` does in
 `python -m jaxvg.main` (the shared input fields through `--r2tuning.` only).
 """
