@@ -101,17 +101,19 @@ def scene_batch(config: ml_collections.ConfigDict, tokenizer: RobertaTokenizer,
           'box_mask': ones, 'in_span': ones}
 
 
-def _held_out(config: ml_collections.ConfigDict, max_shapes: int, seed: int
-              ) -> dict[str, np.ndarray]:
-  tokenizer = RobertaTokenizer.from_folder(tokenizer_folder(config.data),
-                                           config.data.max_text_len)
+def _tokenizer(config: ml_collections.ConfigDict) -> RobertaTokenizer:
+  return RobertaTokenizer.from_folder(tokenizer_folder(config.data), config.data.max_text_len)
+
+
+def _held_out(config: ml_collections.ConfigDict, tokenizer: RobertaTokenizer, max_shapes: int,
+              seed: int) -> dict[str, np.ndarray]:
   return scene_batch(config, tokenizer, np.random.default_rng([seed, 1 << 30]), VAL_SCENES,
                      max_shapes)
 
 
 def mean_box_iou(config: ml_collections.ConfigDict, max_shapes: int, seed: int = 0) -> float:
   """The held-out IoU of one box for every scene, the targets' mean: a model that cannot choose."""
-  boxes = _held_out(config, max_shapes, seed)['boxes']
+  boxes = _held_out(config, _tokenizer(config), max_shapes, seed)['boxes']
   mean = np.broadcast_to(boxes.mean((0, 1)), boxes.shape)
   return float(paired_iou(cxcywh_to_xyxy(jnp.asarray(mean)),
                           cxcywh_to_xyxy(jnp.asarray(boxes)))[0].mean())
@@ -129,10 +131,9 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
   still = ml_collections.ConfigDict(config.to_dict())
   still.loss.sted = still.loss.actioness = 0.0       # one frame: no span to find
   frozen = ml_collections.FrozenConfigDict(still)
-  tokenizer = RobertaTokenizer.from_folder(tokenizer_folder(config.data),
-                                           config.data.max_text_len)
+  tokenizer = _tokenizer(config)
   model = CGSTVG(frozen)
-  val = jax.tree.map(jnp.asarray, _held_out(still, max_shapes, seed))
+  val = jax.tree.map(jnp.asarray, _held_out(still, tokenizer, max_shapes, seed))
   params = jax.jit(model.init)(jax.random.key(seed), val)['params']
   if resnet is not None:
     params = {**params, 'resnet': resnet}
