@@ -33,6 +33,7 @@ def main() -> None:
   parser.add_argument('--curriculum_steps', type=int, default=0)
   parser.add_argument('--batch_size', type=int, default=32)
   parser.add_argument('--eval_every', type=int, default=50)
+  parser.add_argument('--cell_weight', type=float, default=0.0)
   args = parser.parse_args()
   config = configs.load(args.config)
   resnet = (synthetic_backbone.ensure_pretrained(config)
@@ -41,6 +42,7 @@ def main() -> None:
   _, history = still_grounding.train(
       config, args.steps, batch_size=args.batch_size, learning_rate=args.lr,
       max_shapes=args.max_shapes, curriculum_steps=args.curriculum_steps, resnet=resnet,
+      cell_weight=args.cell_weight,
       eval_every=args.eval_every, log=print)
   print(f'{time.perf_counter() - start:.0f} s; held-out IoU of the mean target box: '
         f'{still_grounding.mean_box_iou(config, args.max_shapes):.3f}; '

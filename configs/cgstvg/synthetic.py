@@ -40,6 +40,9 @@ def get_config(size: str = 'default'):
   c.model.resnet = 'resnet14'
   c.model.resnet_width = 16
   c.model.resnet_weights = 'synthetic'
+  # ... and the grounding transformer (encoder, spatial decoder, text tower) pretrained on the
+  # renderer's captioned still scenes (still_grounding.py), as the official starts from MDETR's.
+  c.model.grounding_weights = 'synthetic'
   c.optim.groups.backbone.lr_scale = 0.1
   # The toy C5 grid is 4 x 3 cells: the visual tokens carry their 2-D position (see
   # model.content_positions), so a box can be read from the cell the query attends to.
@@ -71,6 +74,7 @@ def get_config(size: str = 'default'):
   c.eval.swapped_queries = True     # after training: true vs swapped-query m_vIoU
   if size == 'tiny':                # seconds per epoch (tests, the notebook's CI run)
     c.model.resnet_weights = ''     # no pretraining run: the tiny size shows the mechanics
+    c.model.grounding_weights = 
     c.eval.swapped_queries = False
     c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1
     d.max_frames, d.frame_buckets = 8, (8,)

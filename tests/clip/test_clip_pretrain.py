@@ -3,6 +3,7 @@ import jax
 import numpy as np
 
 from jaxvg import clip
+from jaxvg import params_file
 from jaxvg.clip import pretrain
 
 
@@ -37,7 +38,7 @@ def test_load_reads_the_cache_written_once(tmp_path, monkeypatch):
   monkeypatch.setenv('JAXVG_CACHE', str(tmp_path))
   _, params = clip.init_random('tiny', seed=3)
   path = pretrain.cache_path('tiny')
-  pretrain.save_params(params, path)
+  params_file.save_params(params, path)
   model, loaded = clip.load('synthetic:tiny')                      # no training: cached
   assert model.arch.name == 'tiny'
   flat, tree = jax.tree.flatten(params)

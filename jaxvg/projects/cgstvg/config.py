@@ -27,6 +27,15 @@ def base_config() -> ml_collections.ConfigDict:
   # '' = the ResNet starts fresh (official: MDETR's, through --init_from); 'synthetic' = the toy
   # ResNet pretrained on the synthetic benchmark's renderer (synthetic_backbone.py).
   m.resnet_weights = ''
+  # '' = the grounding transformer starts fresh (official: MDETR's encoder and box head, through
+  # --init_from); 'synthetic' = every module but the temporal decoder pretrained on the
+  # synthetic renderer's captioned still scenes (still_grounding.py), from the toy ResNet.
+  m.grounding_weights = ''
+  m.grounding_pretrain = ml_collections.ConfigDict({
+      'steps': 1500, 'batch_size': 32, 'learning_rate': 3e-4,
+      'max_shapes': 4,          # shapes per scene (2 to this)
+      'cell_weight': 10.0,      # the named-cell term (still_grounding.train)
+      'log_every': 250})
   # Official (DETR): the 2-D sine positions enter attention queries and keys only, so a box is
   # read from features whose position the (pretrained) backbone encodes. True also adds them to
   # the visual tokens themselves (ViT-style), so every attended value carries its cell.

@@ -14,9 +14,18 @@ half of the time, as distractors do in the benchmark. `max_shapes=1` shows one s
 (boxing without choosing); the first `curriculum_steps` steps can be shown so too.
 
   python benchmarks/cgstvg_still_grounding.py [--steps N] [--max_shapes 1|4] ...
+
+`model.grounding_weights = 'synthetic'` makes this the synthetic run's start, as MDETR's
+checkpoint is the official run's: `ensure_pretrained` trains every module but the temporal
+decoder for `model.grounding_pretrain.steps` once (from the toy ResNet when
+`model.resnet_weights` is 'synthetic') and caches the params, keyed by the model and frame
+config, as `<cache>/synthetic/grounding-<key>-v<VERSION>.safetensors`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from typing import Any, Callable
 
 import jax
@@ -24,14 +33,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from flax import linen as nn
 
 from jaxvg.data import synthetic_tubes
 from jaxvg.data.tube_examples import resize_frames, tokenizer_folder
 from jaxvg.losses.boxes import cxcywh_to_xyxy, paired_iou
+from jaxvg.params_file import load_params, save_params
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG
 from jaxvg.text.roberta_tokenizer import RobertaTokenizer
 
+VERSION = 1
 WARMUP_STEPS = 50
 VAL_SCENES = 64
 COLOURS, SHAPES = tuple(synthetic_tubes.COLOURS), synthetic_tubes.SHAPES
@@ -101,6 +113,19 @@ def scene_batch(config: ml_collections.ConfigDict, tokenizer: RobertaTokenizer,
           'box_mask': ones, 'in_span': ones}
 
 
+def cell_shares(boxes: jax.Array, grid: tuple[int, int]) -> jax.Array:
+  """(B, 4) normalised cxcywh boxes -> (B, h * w): the share of each box's area in each cell of
+  an h x w grid (rows first, as the encoder flattens C5)."""
+  h, w = grid
+  x1, y1, x2, y2 = jnp.moveaxis(jnp.clip(cxcywh_to_xyxy(boxes), 0, 1), -1, 0)
+  overlap = lambda lo, hi, n: jnp.clip(  # noqa: E731
+      jnp.minimum(hi[:, None], (jnp.arange(n) + 1) / n)
+      - jnp.maximum(lo[:, None], jnp.arange(n) / n), 0)
+  area = overlap(y1, y2, h)[:, :, None] * overlap(x1, x2, w)[:, None, :]
+  area = area.reshape(area.shape[0], -1)
+  return area / jnp.maximum(area.sum(-1, keepdims=True), 1e-9)
+
+
 def _tokenizer(config: ml_collections.ConfigDict) -> RobertaTokenizer:
   return RobertaTokenizer.from_folder(tokenizer_folder(config.data), config.data.max_text_len)
 
@@ -121,13 +146,18 @@ def mean_box_iou(config: ml_collections.ConfigDict, max_shapes: int, seed: int =
 
 def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32,
           learning_rate: float = 3e-4, max_shapes: int = 4, curriculum_steps: int = 0,
-          resnet: Any = None, seed: int = 0, eval_every: int = 50,
+          cell_weight: float = 0.0, resnet: Any = None, seed: int = 0, eval_every: int = 50,
           log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
   """`steps` of AdamW (linear warm-up, then constant; the config's clip and weight decay) on
   fresh scenes of 1-`max_shapes` shapes (1 for the first `curriculum_steps`). Returns the params
   of every module but TEMPORAL_MODULES and the history: the loss per step, with `val_iou` (mean
   IoU of the last layer's box with the named shape's, VAL_SCENES held-out scenes of
-  `max_shapes`) every `eval_every` steps and at the end. `resnet`: params to start from."""
+  `max_shapes`) every `eval_every` steps and at the end. `resnet`: params to start from.
+
+  `cell_weight` > 0 adds a named-cell term (MDETR's reason for pretraining, made dense): a linear
+  head on the encoder's visual tokens, softmax over the C5 cells, cross-entropy against the named
+  box's share of each cell. It rewards reading the caption in the encoder directly, where the
+  one-query box loss rewards it only once the query already attends to the right cell."""
   still = ml_collections.ConfigDict(config.to_dict())
   still.loss.sted = still.loss.actioness = 0.0       # one frame: no span to find
   frozen = ml_collections.FrozenConfigDict(still)
@@ -137,6 +167,9 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
   params = jax.jit(model.init)(jax.random.key(seed), val)['params']
   if resnet is not None:
     params = {**params, 'resnet': resnet}
+  cell_head = nn.Dense(1)
+  params['cell_head'] = cell_head.init(jax.random.key(seed + 1),
+                                       jnp.zeros((1, config.model.hidden)))['params']
   schedule = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, WARMUP_STEPS),
                                    optax.constant_schedule(learning_rate)], [WARMUP_STEPS])
   tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip),
@@ -146,14 +179,22 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
   @jax.jit
   def step(params, opt_state, batch, key):
     def objective(p):
-      outputs = model.apply({'params': p}, batch, train=True, rngs={'dropout': key})
-      return loss_fn(outputs, batch, frozen)[0]
-    loss, grads = jax.value_and_grad(objective)(params)
+      p = dict(p)
+      head = p.pop('cell_head')
+      outputs, state = model.apply({'params': p}, batch, train=True, rngs={'dropout': key},
+                                   mutable=['intermediates'])
+      grid = state['intermediates']['c5'][0].shape[2:4]
+      visual = state['intermediates']['encoded'][0][:, 0, :grid[0] * grid[1]]
+      logits = cell_head.apply({'params': head}, visual)[..., 0]
+      cell_ce = optax.softmax_cross_entropy(logits, cell_shares(batch['boxes'][:, 0], grid))
+      return loss_fn(outputs, batch, frozen)[0] + cell_weight * cell_ce.mean(), cell_ce.mean()
+    (loss, cell_ce), grads = jax.value_and_grad(objective, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    return optax.apply_updates(params, updates), opt_state, loss, cell_ce
 
   @jax.jit
   def held_out_iou(params):
+    params = {k: v for k, v in params.items() if k != 'cell_head'}
     boxes = model.apply({'params': params}, val)['boxes'][-1]
     return paired_iou(cxcywh_to_xyxy(boxes), cxcywh_to_xyxy(val['boxes']))[0].mean()
 
@@ -162,11 +203,43 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
     rng = np.random.default_rng([seed, i])
     batch = scene_batch(still, tokenizer, rng, batch_size,
                         1 if i < curriculum_steps else max_shapes)
-    params, opt_state, loss = step(params, opt_state, batch, jax.random.key(i))
-    history.append({'step': i + 1, 'loss': float(loss)})
+    params, opt_state, loss, cell_ce = step(params, opt_state, batch, jax.random.key(i))
+    history.append({'step': i + 1, 'loss': float(loss), 'cell_ce': float(cell_ce)})
     if (i + 1) % eval_every == 0 or i + 1 == steps:
       history[-1]['val_iou'] = float(held_out_iou(params))
       if log:
         log(f"step {i + 1}: loss {history[-1]['loss']:.3f}  "
+            f"named-cell CE {history[-1]['cell_ce']:.3f}  "
             f"held-out IoU {history[-1]['val_iou']:.3f}")
-  return {k: v for k, v in params.items() if not k.startswith(TEMPORAL_MODULES)}, history
+  return {k: v for k, v in params.items()
+          if k != 'cell_head' and not k.startswith(TEMPORAL_MODULES)}, history
+
+
+def cache_path(config: ml_collections.ConfigDict) -> str:
+  """The cache file of `ensure_pretrained`, keyed by what the params depend on: the model
+  config (pretraining fields included), the frame size, the tokenizer and text length."""
+  data = config.data
+  key = json.dumps({'model': config.model.to_dict(), 'frame': [data.height, data.width],
+                    'pixel': [list(data.pixel_mean), list(data.pixel_std)],
+                    'text': [data.tokenizer, data.max_text_len]}, sort_keys=True, default=str)
+  root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
+  return os.path.join(root, f'grounding-{hashlib.sha256(key.encode()).hexdigest()[:12]}'
+                            f'-v{VERSION}.safetensors')
+
+
+def ensure_pretrained(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Every parameter but the temporal decoder's, pretrained on captioned still scenes
+  (`model.grounding_pretrain`), made once and cached."""
+  from jaxvg.projects.cgstvg import synthetic_backbone
+  path = cache_path(config)
+  if not os.path.exists(path):
+    g = config.model.grounding_pretrain
+    print(f'pretraining the grounding transformer on captioned still scenes ({g.steps} steps, '
+          f'once; cached at {path})', flush=True)
+    resnet = (synthetic_backbone.ensure_pretrained(config)
+              if config.model.get('resnet_weights', '') == 'synthetic' else None)
+    params, _ = train(config, g.steps, batch_size=g.batch_size, learning_rate=g.learning_rate,
+                      max_shapes=g.max_shapes, cell_weight=g.cell_weight, resnet=resnet,
+                      eval_every=g.log_every, log=lambda line: print(line, flush=True))
+    save_params(params, path)
+  return load_params(path)

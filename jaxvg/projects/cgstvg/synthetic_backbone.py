@@ -9,13 +9,12 @@ and box (its centre within the cell and its size): what the grounding model late
 map. On its own it does not make the synthetic run's boxes learn (docs/cgstvg.md).
 
 Deterministic (seeded scenes, CPU XLA) and cached on first use as
-`<cache>/synthetic/resnet-<model.resnet>-w<width>-<H>x<W>-v<VERSION>.npz`; a config selects it with
+`<cache>/synthetic/resnet-<model.resnet>-w<width>-<H>x<W>-v<VERSION>.safetensors`; a config selects it with
 `model.resnet_weights = 'synthetic'` (`jaxvg.projects.cgstvg.task.pretrained_params`).
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import jax
@@ -24,10 +23,10 @@ import ml_collections
 import numpy as np
 import optax
 from flax import linen as nn
-from flax import traverse_util
 
 from jaxvg.data import synthetic_tubes
 from jaxvg.modules.resnet import RESNET_STAGES, ResNet
+from jaxvg.params_file import load_params, save_params
 from jaxvg.projects.cgstvg.model import normalise_frames
 
 VERSION = 1
@@ -156,7 +155,7 @@ def cache_path(config: ml_collections.ConfigDict) -> str:
   m, data = config.model, config.data
   root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
   return os.path.join(root, f'resnet-{m.resnet}-w{m.resnet_width}-{data.height}x{data.width}'
-                            f'-v{VERSION}.npz')
+                            f'-v{VERSION}.safetensors')
 
 
 def ensure_pretrained(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -164,12 +163,5 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> dict[str, Any]:
   path = cache_path(config)
   if not os.path.exists(path):
     print(f'pretraining the toy ResNet on synthetic scenes (once; cached at {path})')
-    params, _ = pretrain(config, log_every=100)
-    flat = {'/'.join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), suffix='.npz',
-                                     delete=False) as f:
-      np.savez(f, **flat)
-    os.replace(f.name, path)
-  with np.load(path) as f:
-    return traverse_util.unflatten_dict({tuple(k.split('/')): f[k] for k in f.files})
+    save_params(pretrain(config, log_every=100)[0], path)
+  return load_params(path)

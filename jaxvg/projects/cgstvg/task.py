@@ -39,15 +39,20 @@ def load_params(path: str, config: ml_collections.ConfigDict):
 
 
 def pretrained_params(config: ml_collections.ConfigDict):
-  """{'resnet': ...} when `model.resnet_weights` names a pretrained toy ResNet, else None."""
-  weights = config.model.get('resnet_weights', '')
-  if not weights:
-    return None
-  if weights != 'synthetic':
-    raise UserError(f"model.resnet_weights must be '' or 'synthetic', got {weights!r} (an "
-                    'official ResNet comes with the whole model: --init_from)')
-  from jaxvg.projects.cgstvg import synthetic_backbone
-  return {'resnet': synthetic_backbone.ensure_pretrained(config)}
+  """The pretrained subtree the config names: every module but the temporal decoder with
+  `model.grounding_weights`, else the ResNet with `model.resnet_weights`, else None."""
+  m = config.model
+  for field in ('resnet_weights', 'grounding_weights'):
+    if m.get(field, '') not in ('', 'synthetic'):
+      raise UserError(f"model.{field} must be '' or 'synthetic', got {m[field]!r} (official "
+                      'weights come with the whole model: --init_from)')
+  if m.get('grounding_weights', ''):
+    from jaxvg.projects.cgstvg import still_grounding
+    return still_grounding.ensure_pretrained(config)
+  if m.get('resnet_weights', ''):
+    from jaxvg.projects.cgstvg import synthetic_backbone
+    return {'resnet': synthetic_backbone.ensure_pretrained(config)}
+  return None
 
 
 TASK = registry.Task(
