@@ -74,7 +74,7 @@ def get_config(size: str = 'default'):
   c.eval.swapped_queries = True     # after training: true vs swapped-query m_vIoU
   if size == 'tiny':                # seconds per epoch (tests, the notebook's CI run)
     c.model.resnet_weights = ''     # no pretraining run: the tiny size shows the mechanics
-    c.model.grounding_weights = 
+    c.model.grounding_weights = ''
     c.eval.swapped_queries = False
     c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1
     d.max_frames, d.frame_buckets = 8, (8,)
