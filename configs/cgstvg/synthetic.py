@@ -56,10 +56,12 @@ def get_config(size: str = 'default'):
   t = c.model.text
   t.vocab_size, t.hidden, t.layers, t.heads, t.intermediate, t.max_positions = (
       320, 32, 2, 4, 64, 40)
-  # A short run from scratch: a higher lr for every group (the official text/temporal/backbone
-  # scales are for pretrained towers), a short warm-up, one decay before the end, and an EMA
-  # that follows within ~100 steps (the official 0.9998 would still hold the initialisation).
-  c.optim.lr = 1e-3
+  # A short run: the official base lr 3e-4 for every group (the official text/temporal/backbone
+  # scales are for towers pretrained on real data; here the temporal decoder starts fresh), a
+  # short warm-up, one decay before the end, and an EMA that follows within ~100 steps (the
+  # official 0.9998 would still hold the initialisation). At 1e-3 the pretrained grounding
+  # transformer is undone within 100 steps (val gt_vIoU 7.8, against 31.4 at 3e-4).
+  c.optim.lr = 3e-4
   c.optim.groups.text.lr_scale = 1.0
   c.optim.groups.temporal.lr_scale = 1.0
   c.optim.schedule = 'multistep_with_warmup_all'
@@ -75,6 +77,7 @@ def get_config(size: str = 'default'):
   if size == 'tiny':                # seconds per epoch (tests, the notebook's CI run)
     c.model.resnet_weights = ''     # no pretraining run: the tiny size shows the mechanics
     c.model.grounding_weights = ''
+    c.optim.lr = 1e-3               # from scratch
     c.eval.swapped_queries = False
     c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1
     d.max_frames, d.frame_buckets = 8, (8,)

@@ -217,9 +217,11 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
 
 def cache_path(config: ml_collections.ConfigDict) -> str:
   """The cache file of `ensure_pretrained`, keyed by what the params depend on: the model
-  config (pretraining fields included), the frame size, the tokenizer and text length."""
+  config (pretraining fields included), the frame size, the tokenizer and text length, the
+  clip and weight decay."""
   data = config.data
   key = json.dumps({'model': config.model.to_dict(), 'frame': [data.height, data.width],
+                    'optim': [config.optim.grad_clip, config.optim.weight_decay],
                     'pixel': [list(data.pixel_mean), list(data.pixel_std)],
                     'text': [data.tokenizer, data.max_text_len]}, sort_keys=True, default=str)
   root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
