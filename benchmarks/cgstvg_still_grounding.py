@@ -34,6 +34,7 @@ def main() -> None:
   parser.add_argument('--batch_size', type=int, default=32)
   parser.add_argument('--eval_every', type=int, default=50)
   parser.add_argument('--cell_weight', type=float, default=0.0)
+  parser.add_argument('--cosine_decay', action='store_true')
   args = parser.parse_args()
   config = configs.load(args.config)
   resnet = (synthetic_backbone.ensure_pretrained(config)
@@ -42,7 +43,7 @@ def main() -> None:
   _, history = still_grounding.train(
       config, args.steps, batch_size=args.batch_size, learning_rate=args.lr,
       max_shapes=args.max_shapes, curriculum_steps=args.curriculum_steps, resnet=resnet,
-      cell_weight=args.cell_weight,
+      cell_weight=args.cell_weight, cosine_decay=args.cosine_decay,
       eval_every=args.eval_every, log=print)
   print(f'{time.perf_counter() - start:.0f} s; held-out IoU of the mean target box: '
         f'{still_grounding.mean_box_iou(config, args.max_shapes):.3f}; '

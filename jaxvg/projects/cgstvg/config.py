@@ -35,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
       'steps': 1500, 'batch_size': 32, 'learning_rate': 3e-4,
       'max_shapes': 4,          # shapes per scene (2 to this)
       'cell_weight': 10.0,      # the named-cell term (still_grounding.train)
+      'cosine_decay': False,    # True: the lr decays to 0 over the steps (False: constant)
       'log_every': 250})
   # Official (DETR): the 2-D sine positions enter attention queries and keys only, so a box is
   # read from features whose position the (pretrained) backbone encodes. True also adds them to

@@ -146,10 +146,12 @@ def mean_box_iou(config: ml_collections.ConfigDict, max_shapes: int, seed: int =
 
 def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32,
           learning_rate: float = 3e-4, max_shapes: int = 4, curriculum_steps: int = 0,
-          cell_weight: float = 0.0, resnet: Any = None, seed: int = 0, eval_every: int = 50,
+          cell_weight: float = 0.0, cosine_decay: bool = False, resnet: Any = None,
+          seed: int = 0, eval_every: int = 50,
           log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
-  """`steps` of AdamW (linear warm-up, then constant; the config's clip and weight decay) on
-  fresh scenes of 1-`max_shapes` shapes (1 for the first `curriculum_steps`). Returns the params
+  """`steps` of AdamW (linear warm-up over WARMUP_STEPS or half the steps, then constant, or a
+  cosine decay to 0 with `cosine_decay`; the config's clip and weight decay) on fresh scenes of
+  1-`max_shapes` shapes (1 for the first `curriculum_steps`). Returns the params
   of every module but TEMPORAL_MODULES and the history: the loss per step, with `val_iou` (mean
   IoU of the last layer's box with the named shape's, VAL_SCENES held-out scenes of
   `max_shapes`) every `eval_every` steps and at the end. `resnet`: params to start from.
@@ -170,8 +172,12 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
   cell_head = nn.Dense(1)
   params['cell_head'] = cell_head.init(jax.random.key(seed + 1),
                                        jnp.zeros((1, config.model.hidden)))['params']
-  schedule = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, WARMUP_STEPS),
-                                   optax.constant_schedule(learning_rate)], [WARMUP_STEPS])
+  warmup = min(WARMUP_STEPS, steps // 2)
+  if cosine_decay:
+    schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, steps)
+  else:
+    schedule = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup),
+                                     optax.constant_schedule(learning_rate)], [warmup])
   tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip),
                    optax.adamw(schedule, weight_decay=config.optim.weight_decay))
   opt_state = tx.init(params)
@@ -241,7 +247,8 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> dict[str, Any]:
     resnet = (synthetic_backbone.ensure_pretrained(config)
               if config.model.get('resnet_weights', '') == 'synthetic' else None)
     params, _ = train(config, g.steps, batch_size=g.batch_size, learning_rate=g.learning_rate,
-                      max_shapes=g.max_shapes, cell_weight=g.cell_weight, resnet=resnet,
+                      max_shapes=g.max_shapes, cell_weight=g.cell_weight,
+                      cosine_decay=g.cosine_decay, resnet=resnet,
                       eval_every=g.log_every, log=lambda line: print(line, flush=True))
     save_params(params, path)
   return load_params(path)
