@@ -134,7 +134,8 @@ class Task:
       or None if the system has none.
     pretrained_params: (config) -> a subtree of the parameters (host arrays) that replaces
       their fresh initialisation, such as a pretrained backbone the config names; None (or a
-      function returning None) when everything starts fresh. Called once, outside any trace.
+      function returning None) when everything starts fresh. Called outside any trace, only where
+      parameters start fresh (training, `trainer.init_params`), never to restore a checkpoint.
     frozen_backbone: config -> the `FrozenBackbone` the step runs, or None.
     sharding_rules: config -> rules for the trainable parameters (default: replicated).
     training: `Training`, or None for a system that is never trained.

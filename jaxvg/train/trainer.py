@@ -51,7 +51,7 @@ class Run:
   frozen_params: Any                      # its parameters laid out on the mesh (or None)
   param_shardings: Any
   eval_step: Any                          # jitted (params, batch, frozen_params) -> outputs
-  pretrained: Any = None                  # the task's pretrained parameter subtree, if any
+  pretrained: Any = None                  # overrides the task's pretrained subtree (_pretrained)
 
 
 def _init_params(task: registry.Task, model, config, rng, pretrained: Any = None) -> Any:
@@ -89,15 +89,22 @@ def build_run(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] |
   encode = frozen.encode if frozen is not None else None
   eval_step = step_lib.jit_eval_step(step_lib.make_eval_step(model, config, encode), mesh,
                                      param_shardings, frozen_lib.shardings(frozen, mesh))
-  pretrained = task.pretrained_params(config) if task.pretrained_params is not None else None
   return Run(config, task, mesh, model, frozen, frozen_lib.lay_out(frozen, mesh),
-             param_shardings, eval_step, pretrained)
+             param_shardings, eval_step)
+
+
+def _pretrained(run: Run) -> Any:
+  """`run.pretrained`, else the task's pretrained subtree, asked for only where parameters start
+  fresh: evaluating, predicting or inspecting a checkpoint never makes a pretraining cache."""
+  if run.pretrained is not None or run.task.pretrained_params is None:
+    return run.pretrained
+  return run.task.pretrained_params(run.config)
 
 
 def init_params(run: Run) -> Any:
   """Freshly initialised parameters, laid out on the mesh."""
-  key = _root_keys(run.config)[0]
-  return jax.jit(lambda: _init_params(run.task, run.model, run.config, key, run.pretrained),
+  key, pretrained = _root_keys(run.config)[0], _pretrained(run)
+  return jax.jit(lambda: _init_params(run.task, run.model, run.config, key, pretrained),
                  out_shardings=run.param_shardings)()
 
 
@@ -123,8 +130,10 @@ def init_train_state(run: Run, steps_per_epoch: int) -> tuple[TrainState, Any]:
     tx = optim.make_optimizer(config.optim, steps_per_epoch, labels)
   ema_decay = float(config.train.get('ema_decay', 0.0))
 
+  pretrained = _pretrained(run)
+
   def init_state():
-    return TrainState.create(_init_params(task, run.model, config, params_key, run.pretrained),
+    return TrainState.create(_init_params(task, run.model, config, params_key, pretrained),
                              tx, state_key, ema_decay)
 
   shardings = mesh_lib.param_shardings(run.mesh, jax.eval_shape(init_state),
@@ -149,8 +158,10 @@ def restore_params(run: Run, workdir: str | None, checkpoint: str) -> Any:
     return load_released(run, checkpoint)
   if not workdir:
     raise UserError(f"--checkpoint {checkpoint} needs the run's --workdir")
+  shapes = jax.eval_shape(lambda: _init_params(run.task, run.model, run.config,
+                                               _root_keys(run.config)[0]))
   abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
-                          jax.eval_shape(lambda: init_params(run)), run.param_shardings)
+                          shapes, run.param_shardings)
   ckpts = checkpoint_lib.Checkpoints(workdir, run.config, asynchronous=False, read_only=True)
   try:
     params, _ = ckpts.restore_params(abstract, best=checkpoint == 'best',

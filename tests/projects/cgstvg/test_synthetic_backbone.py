@@ -72,5 +72,6 @@ def test_run_starts_from_the_pretrained_subtree():
 def test_unknown_resnet_weights_is_a_user_error():
   config = tiny_config()
   config.model.resnet_weights = 'imagenet'
+  run = trainer.build_run(config)         # restoring a checkpoint never asks for it
   with pytest.raises(UserError, match='resnet_weights'):
-    trainer.build_run(config)
+    trainer.init_params(run)
