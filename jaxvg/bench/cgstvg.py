@@ -26,10 +26,10 @@ import numpy as np
 
 from jaxvg import configs
 from jaxvg.bench import r2tuning as r2_bench
-from jaxvg.modules.resnet import RESNET_STAGES, ResNet
 from jaxvg.modules.video_swin import VideoSwin
 from jaxvg.projects.cgstvg import backbone
 from jaxvg.projects.cgstvg.config import base_config
+from jaxvg.projects.cgstvg.model import resnet_module
 
 # (frames, height, width) of the backbone clip; (batch, frames, grid h, grid w, text) of training.
 FULL = {'clip': (64, 420, 588), 'train': (1, 64, 14, 19, 32)}
@@ -49,13 +49,12 @@ def backbone_case(clip: tuple[int, int, int], repeats: int) -> dict[str, float]:
   config = base_config()             # HC-STVG v1's
   frames, height, width = clip
   video = jnp.asarray(np.random.default_rng(0).integers(0, 256, clip + (3,), np.uint8))
-  resnet = backbone.seeded_variables(ResNet(RESNET_STAGES[config.model.resnet]),
-                                     jnp.zeros((1, 32, 32, 3)), 0)['params']
+  resnet_net = resnet_module(config.model)
+  resnet = backbone.seeded_variables(resnet_net, jnp.zeros((1, 32, 32, 3)), 0)['params']
   arch = backbone.swin_arch(config)
   swin = backbone.seeded_variables(VideoSwin(arch), jnp.zeros((1, 1, 32, 32, 3)), 0)
   data = ml_collections.FrozenConfigDict(config.data)
-  stages = tuple(RESNET_STAGES[config.model.resnet])
-  c5_call, c5_compile_s, c5_gflop = _compiled(backbone._c5, stages, resnet, video, data)
+  c5_call, c5_compile_s, c5_gflop = _compiled(backbone._c5, resnet_net, resnet, video, data)
   swin_call, swin_compile_s, swin_gflop = _compiled(backbone._swin_clip, arch, swin, video, data)
   out = {'frames': frames, 'height': height, 'width': width,
          'compile_s': c5_compile_s + swin_compile_s}

@@ -39,11 +39,13 @@ class FrozenBatchNorm(nn.Module):
 RESNET_CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
 
-def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-  """Bias-free conv with torchvision's padding (k // 2) and ResNet initialisation."""
-  pad = kernel // 2
+def conv(features: int, kernel: int, stride: int = 1, name: str | None = None,
+         dilation: int = 1) -> nn.Conv:
+  """Bias-free conv with torchvision's padding (dilation · (k // 2)) and ResNet initialisation."""
+  pad = dilation * (kernel // 2)
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
-                 use_bias=False, kernel_init=RESNET_CONV_INIT, name=name)
+                 kernel_dilation=(dilation, dilation), use_bias=False,
+                 kernel_init=RESNET_CONV_INIT, name=name)
 
 
 class Bottleneck(nn.Module):
@@ -51,12 +53,13 @@ class Bottleneck(nn.Module):
   planes: int
   stride: int = 1
   downsample: bool = False
+  dilation: int = 1               # of the 3×3 conv
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     out = nn.relu(FrozenBatchNorm(self.planes, name='bn1')(conv(self.planes, 1, name='conv1')(x)))
     out = nn.relu(FrozenBatchNorm(self.planes, name='bn2')(
-        conv(self.planes, 3, self.stride, name='conv2')(out)))
+        conv(self.planes, 3, self.stride, name='conv2', dilation=self.dilation)(out)))
     out = FrozenBatchNorm(self.planes * 4, name='bn3')(conv(self.planes * 4, 1, name='conv3')(out))
     if self.downsample:
       x = FrozenBatchNorm(self.planes * 4, name='downsample_1')(
@@ -66,9 +69,20 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
   """Stem + four bottleneck stages; (N, H, W, 3) -> C5 (N, H/32, W/32, 32 * width): 2048 at
-  torchvision's width 64 (narrower widths make toy models)."""
+  torchvision's width 64 (narrower widths make toy models).
+
+  dilate_c5: DETR's DC5 (torchvision's `replace_stride_with_dilation=[False, False, True]`): the
+  last stage keeps stride 16, its first block undilated and the others dilated by 2; the same
+  parameters give a C5 map of twice the resolution.
+  """
   stages: Sequence[int] = RESNET_STAGES['resnet101']
   width: int = 64
+  dilate_c5: bool = False
+
+  @property
+  def stride(self) -> int:
+    """Pixels per C5 cell."""
+    return 16 if self.dilate_c5 else 32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -77,7 +91,10 @@ class ResNet(nn.Module):
     x = nn.max_pool(x, (3, 3), (2, 2), padding=[(1, 1), (1, 1)])
     for stage, blocks in enumerate(self.stages):
       planes = self.width * 2**stage
+      dilated = self.dilate_c5 and stage == 3
       for block in range(blocks):
-        x = Bottleneck(planes, stride=2 if block == 0 and stage > 0 else 1,
-                       downsample=block == 0, name=f'layer{stage + 1}_{block}')(x)
+        stride = 2 if block == 0 and stage > 0 and not dilated else 1
+        x = Bottleneck(planes, stride=stride, downsample=block == 0,
+                       dilation=2 if dilated and block > 0 else 1,
+                       name=f'layer{stage + 1}_{block}')(x)
     return x

@@ -74,10 +74,9 @@ def frozen_params(config, weights: str, swin_weights: str) -> tuple[dict, dict |
     from jaxvg.projects.cgstvg.convert import load_weights
     resnet = load_weights(weights, config)['params']['resnet']
   else:
-    from jaxvg.modules.resnet import RESNET_STAGES, ResNet
-    resnet = backbone.seeded_variables(ResNet(RESNET_STAGES[config.model.resnet],
-                                              config.model.resnet_width),
-                                       jnp.zeros((1, 32, 32, 3)), config.seed)['params']
+    from jaxvg.projects.cgstvg.model import resnet_module
+    resnet = backbone.seeded_variables(resnet_module(config.model), jnp.zeros((1, 32, 32, 3)),
+                                       config.seed)['params']
   if not config.model.use_swin:
     return resnet, None
   with config.unlocked():

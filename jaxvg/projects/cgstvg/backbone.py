@@ -25,10 +25,10 @@ import ml_collections
 import numpy as np
 from flax import linen as nn
 
-from jaxvg.modules.resnet import RESNET_STAGES, ResNet
+from jaxvg.modules.resnet import ResNet
 from jaxvg.modules.roberta import Roberta, RobertaArch
 from jaxvg.modules.video_swin import VideoSwin, VideoSwinArch
-from jaxvg.projects.cgstvg.model import normalise_frames, roberta_arch
+from jaxvg.projects.cgstvg.model import normalise_frames, resnet_module, roberta_arch
 from jaxvg.registry import FrozenBackbone
 
 
@@ -93,11 +93,11 @@ def frozen_swin(config: ml_collections.ConfigDict) -> FrozenBackbone | None:
   return FrozenBackbone(params=swin_params(config), encode=encode)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3), static_argnames='width')
-def _c5(stages: tuple[int, ...], params: Any, frames: jax.Array,
-        data: ml_collections.FrozenConfigDict, width: int = 64) -> jax.Array:
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _c5(resnet: ResNet, params: Any, frames: jax.Array,
+        data: ml_collections.FrozenConfigDict) -> jax.Array:
   x = normalise_frames(frames[None], jnp.ones((1,) + frames.shape[1:3], bool), data)[0]
-  return ResNet(stages, width).apply({'params': params}, x)
+  return resnet.apply({'params': params}, x)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -120,8 +120,7 @@ class FeatureEncoder:
   def __init__(self, config: ml_collections.ConfigDict, resnet_params: Any,
                swin_variables: Any | None, chunk: int = 16):
     self.halves = bool(config.data.get('test_halves', False))
-    self.stages = tuple(RESNET_STAGES[config.model.resnet])
-    self.width = config.model.resnet_width
+    self.resnet = resnet_module(config.model)
     self.data = ml_collections.FrozenConfigDict(config.data)
     self.arch = swin_arch(config) if config.model.use_swin else None
     self.resnet_params, self.swin_variables, self.chunk = resnet_params, swin_variables, chunk
@@ -131,7 +130,7 @@ class FeatureEncoder:
     pad = -len(frames) % self.chunk
     chunks = jnp.pad(frames, [(0, pad), (0, 0), (0, 0), (0, 0)]).reshape(
         (-1, self.chunk) + frames.shape[1:])
-    c5 = jnp.concatenate([_c5(self.stages, self.resnet_params, c, self.data, width=self.width)
+    c5 = jnp.concatenate([_c5(self.resnet, self.resnet_params, c, self.data)
                           for c in chunks])
     out = {'c5': c5[:len(frames)]}
     if self.arch is not None:

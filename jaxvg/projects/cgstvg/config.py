@@ -22,6 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.max_video_len = 200           # INPUT.MAX_VIDEO_LEN: the time sinusoid has 201 rows
   m.resnet = 'resnet101'
   m.resnet_width = 64             # torchvision's (C5 has 32x this many channels)
+  # VISION_BACKBONE.DILATION (DETR's DC5, off officially): the last stage dilated instead of
+  # strided, a C5 grid of stride 16. Without the Swin branch only (its map stays at stride 32).
+  m.resnet_dilation = False
   # BackboneBase: layer2-4 train when VIS_BACKBONE_LR > 0 (0 = the stem conv, never official)
   m.train_resnet_stages = (2, 3, 4)
   # '' = the ResNet starts fresh (official: MDETR's, through --init_from); 'synthetic' = the toy

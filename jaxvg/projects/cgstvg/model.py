@@ -35,6 +35,12 @@ from jaxvg.modules.positions import anchor_sine_embedding, sequence_sine_table, 
 from jaxvg.modules.resnet import RESNET_STAGES, ResNet
 from jaxvg.modules.roberta import Roberta, RobertaArch
 
+def resnet_module(model_config: ml_collections.ConfigDict, name: str | None = None) -> ResNet:
+  """The config's ResNet: `model.resnet` blocks, `model.resnet_width`, `model.resnet_dilation`."""
+  return ResNet(RESNET_STAGES[model_config.resnet], model_config.resnet_width,
+                model_config.resnet_dilation, name=name)
+
+
 def roberta_arch(config: ml_collections.ConfigDict) -> RobertaArch:
   t = config.text
   return RobertaArch(vocab_size=t.vocab_size, hidden=t.hidden, layers=t.layers, heads=t.heads,
@@ -199,7 +205,7 @@ class CGSTVG(nn.Module):
   def setup(self):
     m = self.config.model
     d = m.hidden
-    self.resnet = ResNet(RESNET_STAGES[m.resnet], m.resnet_width)
+    self.resnet = resnet_module(m)
     self.roberta = Roberta(roberta_arch(m))
     self.resizer = FeatureResizer(d)
     conv1x1 = lambda name: nn.Conv(d, (1, 1), name=name)  # noqa: E731

@@ -9,7 +9,8 @@ and box (its centre within the cell and its size): what the grounding model late
 map. On its own it does not make the synthetic run's boxes learn (docs/cgstvg.md).
 
 Deterministic (seeded scenes, CPU XLA) and cached on first use as
-`<cache>/synthetic/resnet-<model.resnet>-w<width>-<H>x<W>-v<VERSION>.safetensors`; a config selects it with
+`<cache>/synthetic/resnet-<model.resnet>-w<width>[-dc5]-<H>x<W>-v<VERSION>.safetensors`; a config
+selects it with
 `model.resnet_weights = 'synthetic'` (`jaxvg.projects.cgstvg.task.pretrained_params`).
 """
 from __future__ import annotations
@@ -25,16 +26,15 @@ import optax
 from flax import linen as nn
 
 from jaxvg.data import synthetic_tubes
-from jaxvg.modules.resnet import RESNET_STAGES, ResNet
+from jaxvg.modules.resnet import ResNet
 from jaxvg.params_file import load_params, save_params
-from jaxvg.projects.cgstvg.model import normalise_frames
+from jaxvg.projects.cgstvg.model import normalise_frames, resnet_module
 
 VERSION = 1
 STEPS = 400
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 BOX_WEIGHT = 5.0
-STRIDE = 32                                   # C5
 COLOURS, SHAPES = tuple(synthetic_tubes.COLOURS), synthetic_tubes.SHAPES
 HEAD_OUTPUTS = 1 + len(COLOURS) + len(SHAPES) + 4   # objectness, colour, shape, box
 
@@ -42,12 +42,11 @@ HEAD_OUTPUTS = 1 + len(COLOURS) + len(SHAPES) + 4   # objectness, colour, shape,
 class CellDetector(nn.Module):
   """ResNet C5 and a 1x1 head: per cell the objectness logit, colour and shape logits, and the
   box (sigmoid: centre within the cell, width and height relative to the frame)."""
-  stages: tuple[int, ...]
-  width: int
+  resnet: ResNet
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
-    return nn.Dense(HEAD_OUTPUTS, name='head')(ResNet(self.stages, self.width, name='resnet')(images))
+    return nn.Dense(HEAD_OUTPUTS, name='head')(self.resnet(images))
 
 
 def random_scene(rng: np.random.Generator) -> list[dict]:
@@ -81,8 +80,8 @@ def scene_example(objects: list[dict], grid: tuple[int, int]) -> tuple[np.ndarra
   return frame, targets
 
 
-def grid_shape(height: int, width: int) -> tuple[int, int]:
-  return -(-height // STRIDE), -(-width // STRIDE)
+def grid_shape(height: int, width: int, stride: int) -> tuple[int, int]:
+  return -(-height // stride), -(-width // stride)
 
 
 def scene_batch(seed: int, step: int, batch_size: int, grid: tuple[int, int]
@@ -116,8 +115,8 @@ def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: 
   resized (bilinear) to the config's data.height x data.width."""
   m, data = config.model, config.data
   size = (data.height, data.width)
-  grid = grid_shape(*size)
-  model = CellDetector(tuple(RESNET_STAGES[m.resnet]), m.resnet_width)
+  model = CellDetector(resnet_module(m))
+  grid = grid_shape(*size, model.resnet.stride)
   frozen_data = ml_collections.FrozenConfigDict(data)
 
   def images(frames):
@@ -154,7 +153,8 @@ def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: 
 def cache_path(config: ml_collections.ConfigDict) -> str:
   m, data = config.model, config.data
   root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
-  return os.path.join(root, f'resnet-{m.resnet}-w{m.resnet_width}-{data.height}x{data.width}'
+  dc5 = '-dc5' if m.resnet_dilation else ''
+  return os.path.join(root, f'resnet-{m.resnet}-w{m.resnet_width}{dc5}-{data.height}x{data.width}'
                             f'-v{VERSION}.safetensors')
 
 

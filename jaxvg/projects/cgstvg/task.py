@@ -18,6 +18,9 @@ from jaxvg.projects.cgstvg.predictor import VideoPredictor
 
 
 def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
+  if config.model.resnet_dilation and config.model.use_swin:
+    raise UserError('model.resnet_dilation (a stride-16 C5) needs model.use_swin False: the '
+                    'Swin map it is concatenated with stays at stride 32')
   return CGSTVG(config)
 
 
