@@ -145,6 +145,9 @@ class Task:
     video_predictor: (run, params, **options) -> the object behind `jaxvg.Predictor` for one
       user video: `encode_video(path)`, `predict(queries, video)`, `plot(rows, video, path)`,
       `describe(rows, video)`, and a static `check_queries(queries)`; or None.
+    reference_scores: (config, records of the val split) -> {reference: val metrics} of
+      predictors that need no training (a query-blind baseline, an oracle), which the engine
+      prints beside the model's after training and evaluation; {} where the dataset has none.
   """
   name: str
   build_model: Callable[[Config], nn.Module]
@@ -158,6 +161,7 @@ class Task:
   training: Training | None = None
   runner: Callable[[Config, str | None, str, UserVideo | None], Any] | None = None
   video_predictor: Callable[..., Any] | None = None
+  reference_scores: Callable[[Config, Sequence[Any]], dict[str, dict[str, float]]] | None = None
 
 
 def get_task(name: str) -> Task:

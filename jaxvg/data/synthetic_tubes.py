@@ -289,3 +289,18 @@ def reference_rows(records: list[TubeRecord], candidates: dict[str, CandidateTub
     rows.append(tube_row(record.qid, (tubes.frame_ids[first], tubes.frame_ids[last]),
                          tubes.frame_ids[shown], tubes.boxes[track, shown], record.convention))
   return rows
+
+
+REFERENCES = {'largest': 'query-blind largest shape', 'oracle': 'oracle reading the query'}
+
+
+def reference_scores(records: list[TubeRecord], root: str) -> dict[str, dict[str, float]]:
+  """{reference description: HC-STVG metrics} of both references on `records`, over the
+  benchmark's candidate tubes under `root` (what a trained model is measured against)."""
+  from jaxvg import evaluation
+  from jaxvg.data.stvg_readers import proposals_path, read_proposals
+  candidates = {r.video_key: read_proposals(proposals_path(root, r.vid)) for r in records}
+  ground_truth = [r.to_json() for r in records]
+  return {name: {k: float(v) for k, v in evaluation.evaluate(
+              'hcstvg', reference_rows(records, candidates, select), ground_truth)['brief'].items()}
+          for select, name in REFERENCES.items()}

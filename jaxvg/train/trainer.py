@@ -292,8 +292,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                        steps_per_epoch)
     if preemption.requested:
       print(f'SIGTERM: saved step {step}; exiting cleanly')
-    elif config.eval.get('swapped_queries', False) and last_metrics:
-      report_swapped_queries(run, state.eval_params, val_data, last_metrics, workdir)
+    elif last_metrics:
+      if config.eval.get('swapped_queries', False):
+        report_swapped_queries(run, state.eval_params, val_data, last_metrics, workdir)
+      report_references(run, val_data, last_metrics, workdir)
   finally:
     bar.close()
     preemption.restore()
@@ -330,6 +332,26 @@ def report_swapped_queries(run: Run, params: Any, val_data, metrics: dict[str, f
       (workdir / 'swapped_queries.json').write_text(
           json.dumps({'true': metrics, 'swapped': blind}, indent=2, sort_keys=True))
   return blind
+
+
+def report_references(run: Run, val_data, metrics: dict[str, float],
+                      workdir: epath.Path | None = None) -> dict[str, dict[str, float]]:
+  """Prints the model's primary val metric beside the task's untrained references (its
+  `reference_scores`: a query-blind baseline, an oracle); with a workdir, writes all of them to
+  `references.json`. Nothing when the task has none for this dataset."""
+  if run.task.reference_scores is None:
+    return {}
+  references = run.task.reference_scores(run.config, val_data.records)
+  if not references or jax.process_index() != 0:
+    return references
+  primary = data_lib.readers.evaluation_protocol(run.config)[1]
+  for name, scores in references.items():
+    print(f'{primary}: model {metrics[primary]:.2f}   {name} {scores[primary]:.2f}   '
+          f'gap {metrics[primary] - scores[primary]:+.2f}')
+  if workdir is not None:
+    (workdir / 'references.json').write_text(
+        json.dumps({'model': metrics, **references}, indent=2, sort_keys=True))
+  return references
 
 
 def _evaluated(workdir: epath.Path, step: int) -> bool:
@@ -407,6 +429,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None, 
   print(json.dumps(metrics, indent=2))
   if config.eval.get('swapped_queries', False):
     report_swapped_queries(run, params, val_data, metrics)
+  report_references(run, val_data, metrics)
   return metrics
 
 

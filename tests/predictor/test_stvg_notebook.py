@@ -1,6 +1,7 @@
 """notebooks/stvg.ipynb runs end to end on the CPU (JAXVG_NOTEBOOK_CI=1: the tiny variant),
 its NST section included: NST and LoRA tuned from the notebook's CG-STVG, a clip degraded, the
 tubes drawn, the mixed-quality benchmark scored."""
+import json
 import os
 import re
 
@@ -28,6 +29,10 @@ def test_stvg_notebook_runs_end_to_end(cache_dir, tmp_path, monkeypatch):
   assert len(images) == 4                 # ground truth, the predicted tube, the drawn frames, NST
   assert (workdir / 'shapes.png').stat().st_size > 10_000
   assert (workdir / 'checkpoints' / 'best').is_dir()
+  # the engine's own report: the trained model beside the benchmark's references
+  references = json.loads((workdir / 'references.json').read_text())
+  assert set(references) == {'model', 'query-blind largest shape', 'oracle reading the query'}
+  assert re.search(r'^m_vIoU: model [\d.]+   query-blind largest shape [\d.]+   gap', text, re.M)
   _check_nst_section(text, workdir)
 
 

@@ -58,6 +58,17 @@ def pretrained_params(config: ml_collections.ConfigDict):
   return None
 
 
+def reference_scores(config: ml_collections.ConfigDict, records) -> dict[str, dict[str, float]]:
+  """On the synthetic tube benchmark, its query-blind largest-shape and oracle references."""
+  d = config.data
+  if d.dataset != 'synthetic_tubes':
+    return {}
+  from jaxvg.data import synthetic_tubes
+  paths = synthetic_tubes.ensure_synthetic_tubes(d.get('synthetic_root', ''),
+                                                 d.get('synthetic_size', 'default'))
+  return synthetic_tubes.reference_scores(list(records), paths.root)
+
+
 TASK = registry.Task(
     name='cgstvg',
     build_model=build_model,
@@ -70,4 +81,5 @@ TASK = registry.Task(
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
                                param_labels=param_labels, make_optimizer=make_optimizer),
     video_predictor=VideoPredictor,
+    reference_scores=reference_scores,
 )
