@@ -26,6 +26,7 @@ def get_config(arg=''):
   c.data.height, c.data.width = 64, 96   # the canvas the shapes below are checked against
   c.data.test_halves = True              # the cache also holds the tower run on each half
   c.model.use_swin = True
+  c.model.resnet_dilation = False        # the Swin branch needs the stride-32 C5 grid
   c.model.swin_dims = 32
   t = c.model.swin_tower
   t.embed_dim, t.depths, t.heads, t.window = 4, (2, 2, 2, 2), (1, 1, 2, 2), (4, 3, 3)
