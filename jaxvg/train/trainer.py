@@ -338,11 +338,11 @@ def report_references(run: Run, val_data, metrics: dict[str, float],
                       workdir: epath.Path | None = None) -> dict[str, dict[str, float]]:
   """Prints the model's primary val metric beside the task's untrained references (its
   `reference_scores`: a query-blind baseline, an oracle); with a workdir, writes all of them to
-  `references.json`. Nothing when the task has none for this dataset."""
-  if run.task.reference_scores is None:
+  `references.json`. Process 0 only; nothing when the task has none for this dataset."""
+  if run.task.reference_scores is None or jax.process_index() != 0:
     return {}
   references = run.task.reference_scores(run.config, val_data.records)
-  if not references or jax.process_index() != 0:
+  if not references:
     return references
   primary = data_lib.readers.evaluation_protocol(run.config)[1]
   for name, scores in references.items():

@@ -18,6 +18,7 @@ from jaxvg.projects.cgstvg import synthetic_backbone
 from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.convert import (_from_official_layout, _to_official_layout,
                                           official_name)
+from jaxvg.projects.cgstvg.model import resnet_module
 from jaxvg.projects.cgstvg.task import build_model
 
 FIXTURE = pathlib.Path(__file__).parents[2] / 'fixtures' / 'resnet_dc5.npz'
@@ -59,14 +60,21 @@ def test_dilation_doubles_the_grid_with_the_same_parameters():
 
 
 def test_synthetic_pretraining_targets_follow_the_grid():
-  """The toy ResNet's dense targets are laid on the dilated grid: one centre per 16 px cell."""
+  """The toy ResNet's dense targets are laid on the grid its dilated C5 has: one per 16 px cell,
+  and a pretraining step runs on them."""
   config = base_config()
   config.model.resnet, config.model.resnet_width = 'resnet14', 4
   config.model.resnet_dilation = True
   config.data.height, config.data.width = 96, 128
-  grid = synthetic_backbone.grid_shape(96, 128, 16)
+  detector = synthetic_backbone.CellDetector(resnet_module(config.model))
+  outputs = jax.eval_shape(lambda x: detector.init_with_output(jax.random.key(0), x)[0],
+                           jnp.zeros((1, 96, 128, 3)))
+  assert outputs.shape[1:3] == (6, 8)
+  grid = synthetic_backbone.grid_shape(96, 128, detector.resnet.stride)
   _, targets = synthetic_backbone.scene_batch(0, 0, 2, grid)
-  assert targets.shape[1:3] == (6, 8)
+  assert targets.shape[1:3] == outputs.shape[1:3]
+  _, history = synthetic_backbone.pretrain(config, steps=1, batch_size=2)
+  assert np.isfinite(history[0]['loss'])
   assert 'dc5' in synthetic_backbone.cache_path(config)
 
 
