@@ -38,10 +38,7 @@ NUM_FRAMES = FPS * SECONDS
 WIDTH, HEIGHT = 160, 120
 PROPOSAL_STRIDE = 2        # raw frames between proposal frames (the official G-DINO runs every 10)
 PROPOSAL_JITTER = 1.5      # pixels, std of the Gaussian noise on proposal box corners
-# name -> (train videos, val videos, extra train videos). The extra ones are drawn after the val
-# split from the same stream, so 'large' holds 'default' whole (the same val split, the same
-# reference scores) and 1,200 more training videos.
-SIZES = {'default': (400, 100, 0), 'tiny': (8, 6, 0), 'large': (400, 100, 1200)}
+SIZES = {'default': (400, 100), 'tiny': (8, 6)}   # name -> (train videos, val videos)
 COLOURS = {'red': (230, 30, 30), 'green': (30, 200, 40), 'blue': (40, 70, 235),
            'yellow': (245, 220, 20)}
 SHAPES = ('circle', 'square', 'triangle')
@@ -189,10 +186,9 @@ def write_video(path: str, frames: np.ndarray, fps: int = FPS) -> None:
     container.mux(stream.encode())
 
 
-def _generate(rng: np.random.Generator, split: str, count: int, out: str,
-              first: int = 0) -> dict:
+def _generate(rng: np.random.Generator, split: str, count: int, out: str) -> dict:
   annotations = {}
-  for k in range(first, first + count):
+  for k in range(count):
     objects, target = _objects(rng)
     vid = f'synth_{split}_{k:05d}.mp4'
     stem = vid[:-4]
@@ -217,14 +213,11 @@ def ensure_synthetic_tubes(root: str = '', size: str = 'default') -> SyntheticTu
   def build(tmp: str) -> None:
     os.makedirs(os.path.join(tmp, 'videos'))
     os.makedirs(os.path.join(tmp, 'dino_sam2_proposals'))
-    num_train, num_val, extra_train = SIZES[size]
+    num_train, num_val = SIZES[size]
     rng = np.random.default_rng([VERSION, num_train, num_val, 7])
-    train = _generate(rng, 'train', num_train, tmp)
-    val = _generate(rng, 'val', num_val, tmp)
-    train.update(_generate(rng, 'train', extra_train, tmp, first=num_train))
-    for split, annotations in (('train', train), ('val', val)):
+    for split, count in (('train', num_train), ('val', num_val)):
       with open(os.path.join(tmp, f'hcstvg_{split}.json'), 'w') as f:
-        json.dump(annotations, f)
+        json.dump(_generate(rng, split, count, tmp), f)
 
   build_once(final, os.path.basename(paths.val_file), build)
   return paths

@@ -31,21 +31,6 @@ def test_deterministic(tubes_root, tmp_path):
                      os.path.join(again.proposals_dir, stem), shallow=False)
 
 
-def test_a_size_with_extra_training_videos_holds_its_base_whole(tmp_path, monkeypatch):
-  """'large' is 'default' plus training videos: the same val split, the same first videos."""
-  monkeypatch.setitem(synthetic_tubes.SIZES, 'base', (3, 2, 0))
-  monkeypatch.setitem(synthetic_tubes.SIZES, 'base+', (3, 2, 4))
-  base = synthetic_tubes.ensure_synthetic_tubes(str(tmp_path), 'base')
-  more = synthetic_tubes.ensure_synthetic_tubes(str(tmp_path), 'base+')
-  assert filecmp.cmp(base.val_file, more.val_file, shallow=False)
-  with open(base.train_file) as f, open(more.train_file) as g:
-    train, more_train = json.load(f), json.load(g)
-  assert len(more_train) == 7 and {k: more_train[k] for k in train} == train
-  for name in sorted(os.listdir(base.videos_dir)):
-    assert filecmp.cmp(os.path.join(base.videos_dir, name), os.path.join(more.videos_dir, name),
-                       shallow=False)
-
-
 def test_schema_and_distractors(tubes_root):
   records, candidates = _split(tubes_root, 'train')
   assert len(records) == synthetic_tubes.SIZES['tiny'][0]
