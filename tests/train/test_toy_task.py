@@ -1,10 +1,15 @@
 """The seam: a second, deliberately different task (tests/toytask) trains and predicts through
 the engine's own pieces with no edit to `jaxvg/train`."""
+import dataclasses
+
 import jax
+import ml_collections
 import numpy as np
+import pytest
 
 from jaxvg.data import make_loader
-from jaxvg.train import mesh as mesh_lib, optim, step as step_lib, trainer
+from jaxvg.train import checkpoint as checkpoint_lib, mesh as mesh_lib, optim, step as step_lib
+from jaxvg.train import trainer
 from toytask import task as toy
 
 
@@ -43,3 +48,29 @@ def test_toy_task_trains_with_groups_ema_and_predicts_boxes():
   assert not np.allclose(params['head']['kernel'], initial['head']['kernel'])
   ema = jax.device_get(state.ema_params)
   assert not np.allclose(ema['head']['kernel'], params['head']['kernel'])   # an EMA, not a copy
+
+
+def test_restoring_a_checkpoint_never_asks_for_the_pretrained_subtree(tmp_path):
+  """Evaluating or predicting reads the checkpoint: the task's pretrained subtree (which may
+  build a cache, or need files a user no longer has) is asked for only where parameters start
+  fresh."""
+  config = toy.get_config()
+  config.data.dataset = 'synthetic_tubes'   # the checkpoints' selection metric needs a protocol
+  config.eval = ml_collections.ConfigDict()
+  config.train.keep_checkpoints = 1
+  run = trainer.build_run(config)
+  state, _ = trainer.init_train_state(run, steps_per_epoch=4)
+  ckpts = checkpoint_lib.Checkpoints(tmp_path, config, asynchronous=False)
+  ckpts.save(state, {}, {'epoch': 0})
+  ckpts.close()
+
+  def refuse(config):
+    raise AssertionError('the pretrained subtree was asked for')
+
+  refusing = dataclasses.replace(run, task=dataclasses.replace(run.task,
+                                                              pretrained_params=refuse))
+  with pytest.raises(AssertionError, match='pretrained subtree'):
+    trainer.init_params(refusing)            # fresh parameters do ask
+  params = trainer.restore_params(refusing, str(tmp_path), 'latest')
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params),
+               jax.device_get(state.eval_params))
