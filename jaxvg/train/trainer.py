@@ -335,15 +335,15 @@ def report_swapped_queries(run: Run, params: Any, val_data, metrics: dict[str, f
 
 
 def report_references(run: Run, val_data, metrics: dict[str, float],
-                      workdir: epath.Path | None = None) -> dict[str, dict[str, float]]:
+                      workdir: epath.Path | None = None) -> None:
   """Prints the model's primary val metric beside the task's untrained references (its
   `reference_scores`: a query-blind baseline, an oracle); with a workdir, writes all of them to
   `references.json`. Process 0 only; nothing when the task has none for this dataset."""
   if run.task.reference_scores is None or jax.process_index() != 0:
-    return {}
+    return
   references = run.task.reference_scores(run.config, val_data.records)
   if not references:
-    return references
+    return
   primary = data_lib.readers.evaluation_protocol(run.config)[1]
   for name, scores in references.items():
     print(f'{primary}: model {metrics[primary]:.2f}   {name} {scores[primary]:.2f}   '
@@ -351,7 +351,6 @@ def report_references(run: Run, val_data, metrics: dict[str, float],
   if workdir is not None:
     (workdir / 'references.json').write_text(
         json.dumps({'model': metrics, **references}, indent=2, sort_keys=True))
-  return references
 
 
 def _evaluated(workdir: epath.Path, step: int) -> bool:
