@@ -5,11 +5,13 @@
 
 The benchmark's videos, their frames (`data.sample_fps`, short side `data.resolution`) and a
 RoBERTa-style BPE tokenizer of its captions (`jaxvg.text.synthetic_vocab`) are made on first use
-and cached. A toy ResNet, a small RoBERTa and narrow FFNs, no Video-Swin branch (the lighter
-variant). The hidden width stays 256: the official model hard-codes it in several modules.
+and cached. A toy ResNet, a toy Video-Swin, a small RoBERTa and narrow FFNs, each backbone
+pretrained on the benchmark's renderer (not its videos). The hidden width stays 256: the official
+model hard-codes it in several modules.
 
-Without the Swin branch the per-frame confidence is one sigmoid instead of a sum of two, so the
-inference context threshold is halved (an assumption; the official model always has both).
+Without the Swin branch (`:tiny`) the per-frame confidence is one sigmoid instead of a sum of two,
+so the inference context threshold is halved there (an assumption; the official model always has
+both).
 """
 from jaxvg.projects.cgstvg.config import base_config
 
@@ -50,11 +52,18 @@ def get_config(size: str = 'default'):
   # The toy C5 grid is coarse: the visual tokens carry their 2-D position (see
   # model.content_positions), so a box can be read from the cell the query attends to.
   c.model.content_positions = True
-  c.model.use_swin = False
+  # The motion-aware branch (official: the frozen K400 Video-Swin-T): the benchmark's actions are
+  # motion alone, which a per-frame ResNet cannot see. A toy tower (2 stages, 8 px patches: the
+  # DC5 grid at stride 16) pretrained to name each cell's shape and its motion in clips of the
+  # renderer's moving shapes (synthetic_swin.py; made on first use), frozen as officially.
+  c.model.use_swin = True
+  c.model.swin_weights = 'synthetic'
+  c.model.swin_tower.update({'embed_dim': 32, 'depths': (2, 2), 'heads': (2, 4),
+                             'window': (8, 6, 8), 'patch': (1, 8, 8)})
+  c.model.swin_dims = 64
   c.model.enc_layers = 2
   c.model.dec_layers = 3
   c.model.ffn_dims = 64
-  c.model.spat_theta = 0.4
   c.model.max_video_len = 64
   t = c.model.text
   t.vocab_size, t.hidden, t.layers, t.heads, t.intermediate, t.max_positions = (
@@ -83,6 +92,8 @@ def get_config(size: str = 'default'):
     c.model.resnet_weights = ''     # no pretraining run: the tiny size shows the mechanics
     c.model.resnet_dilation = False
     c.model.grounding_weights = ''
+    c.model.use_swin, c.model.swin_weights = False, ''
+    c.model.spat_theta = 0.4        # one confidence sigmoid instead of two (docstring)
     c.optim.lr = 1e-3               # from scratch
     c.eval.swapped_queries = False
     c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1

@@ -105,6 +105,17 @@ def render(objects: list[dict]) -> np.ndarray:
   return frames
 
 
+def start_point(rng: np.random.Generator, radius: float, action: str, frames: int
+                ) -> tuple[float, float]:
+  """A random centre from which a shape moving `action` for `frames` raw frames stays inside
+  the frame."""
+  travel = SPEED * frames
+  dx, dy = ACTIONS[action]
+  lo_x, hi_x = radius - min(dx, 0) * travel, WIDTH - radius - max(dx, 0) * travel
+  lo_y, hi_y = radius - min(dy, 0) * travel, HEIGHT - radius - max(dy, 0) * travel
+  return float(rng.uniform(lo_x, max(lo_x, hi_x))), float(rng.uniform(lo_y, max(lo_y, hi_y)))
+
+
 def _objects(rng: np.random.Generator) -> tuple[list[dict], int]:
   """3-4 shapes and the index of the target; distractors share some of its attributes."""
   colour, shape, action = (str(rng.choice(list(COLOURS))), str(rng.choice(SHAPES)),
@@ -124,14 +135,9 @@ def _objects(rng: np.random.Generator) -> tuple[list[dict], int]:
     disappear = int(rng.integers(2 * NUM_FRAMES // 3, NUM_FRAMES + 1))
     act_start = int(rng.integers(appear, appear + (disappear - appear) // 2))
     act_end = int(rng.integers(act_start + 8, min(disappear, act_start + 30) + 1))
-    travel = SPEED * (act_end - act_start)
-    dx, dy = ACTIONS[action]
-    # A start point from which the whole move stays inside the frame.
-    lo_x, hi_x = radius - min(dx, 0) * travel, WIDTH - radius - max(dx, 0) * travel
-    lo_y, hi_y = radius - min(dy, 0) * travel, HEIGHT - radius - max(dy, 0) * travel
+    x, y = start_point(rng, radius, action, act_end - act_start)
     objects.append({'colour': colour, 'shape': shape, 'action': action, 'radius': radius,
-                    'x': float(rng.uniform(lo_x, max(lo_x, hi_x))),
-                    'y': float(rng.uniform(lo_y, max(lo_y, hi_y))),
+                    'x': x, 'y': y,
                     'visible': [appear, disappear], 'act_start': act_start, 'act_end': act_end})
   order = rng.permutation(len(objects))   # drawing order: the target is not always on top
   return [objects[i] for i in order], int(np.flatnonzero(order == 0)[0])

@@ -35,11 +35,16 @@ from jaxvg.registry import FrozenBackbone
 def swin_arch(config: ml_collections.ConfigDict) -> VideoSwinArch:
   t = config.model.swin_tower
   arch = VideoSwinArch(embed_dim=t.embed_dim, depths=tuple(t.depths), heads=tuple(t.heads),
-                       window=tuple(t.window))
+                       window=tuple(t.window), patch=tuple(t.patch))
   if arch.out_dims[-1] != config.model.swin_dims:
-    raise ValueError(f'model.swin_tower gives {arch.out_dims[-1]}-d stage-4 maps, but '
+    raise ValueError(f'model.swin_tower gives {arch.out_dims[-1]}-d last-stage maps, but '
                      f'model.swin_dims is {config.model.swin_dims}')
   return arch
+
+
+def swin_stride(arch: VideoSwinArch) -> int:
+  """Pixels per cell of the tower's last map: the patch, halved by every later stage."""
+  return arch.patch[1] * 2 ** (len(arch.depths) - 1)
 
 
 def seeded_variables(module: nn.Module, sample: jax.Array, seed: int, *more_inputs: Any) -> Any:
@@ -60,9 +65,13 @@ def seeded_variables(module: nn.Module, sample: jax.Array, seed: int, *more_inpu
 
 
 def swin_params(config: ml_collections.ConfigDict) -> Any:
-  """The tower's variables: `model.swin_weights` (K400 release or CG-STVG checkpoint), or seeded
-  random ones when it is ''."""
+  """The tower's variables: `model.swin_weights` (K400 release or CG-STVG checkpoint; 'synthetic':
+  the toy tower pretrained on the synthetic renderer's moving shapes), or seeded random ones when
+  it is ''."""
   arch = swin_arch(config)
+  if config.model.swin_weights == 'synthetic':
+    from jaxvg.projects.cgstvg import synthetic_swin
+    return synthetic_swin.ensure_pretrained(config)
   if config.model.swin_weights:
     from jaxvg.projects.cgstvg.convert import load_video_swin
     return load_video_swin(config.model.swin_weights, arch)
@@ -71,8 +80,9 @@ def swin_params(config: ml_collections.ConfigDict) -> Any:
 
 def swin_stage4(arch: VideoSwinArch, variables: Any, frames: jax.Array,
                 frame_mask: jax.Array | None) -> jax.Array:
-  """(B, T, H, W, 3) normalised frames -> the (B, T, ceil(H/32), ceil(W/32), C) stage-4 map,
-    each sample's frames run as one clip (`frame_mask`: its real frames, a prefix)."""
+  """(B, T, H, W, 3) normalised frames -> the (B, T, ceil(H/s), ceil(W/s), C) map of the last
+  stage (stage 4 of Video-Swin-T, s = 32; `swin_stride`), each sample's frames run as one clip
+  (`frame_mask`: its real frames, a prefix)."""
   return VideoSwin(arch).apply(variables, frames, frame_mask)[-1]
 
 

@@ -328,7 +328,8 @@ class CGSTVG(nn.Module):
 def dummy_batch(config: ml_collections.ConfigDict, batch_size: int, frames: int = 2,
                 size: int = 64, text_len: int = 4) -> dict[str, jax.Array]:
   """A zero batch of the model's input shapes (for init and shape inference)."""
-  m, grid = config.model, size // 32
+  m = config.model
+  grid = size // resnet_module(m).stride
   batch = {'frames': jnp.zeros((batch_size, frames, size, size, 3), jnp.uint8),
            'pixel_mask': jnp.ones((batch_size, size, size), bool),
            'frame_mask': jnp.ones((batch_size, frames), bool),

@@ -113,6 +113,16 @@ def scene_batch(config: ml_collections.ConfigDict, tokenizer: RobertaTokenizer,
           'box_mask': ones, 'in_span': ones}
 
 
+def still_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config the still scenes train: no temporal terms (one frame has no span) and no
+  Video-Swin branch (a still frame has no motion to see; the video run adds the branch's
+  modules fresh)."""
+  still = ml_collections.ConfigDict(config.to_dict())
+  still.loss.sted = still.loss.actioness = 0.0
+  still.model.use_swin = False
+  return still
+
+
 def cell_shares(boxes: jax.Array, grid: tuple[int, int]) -> jax.Array:
   """(B, 4) normalised cxcywh boxes -> (B, h * w): the share of each box's area in each cell of
   an h x w grid (rows first, as the encoder flattens C5)."""
@@ -160,8 +170,7 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
   head on the encoder's visual tokens, softmax over the C5 cells, cross-entropy against the named
   box's share of each cell. It rewards reading the caption in the encoder directly, where the
   one-query box loss rewards it only once the query already attends to the right cell."""
-  still = ml_collections.ConfigDict(config.to_dict())
-  still.loss.sted = still.loss.actioness = 0.0       # one frame: no span to find
+  still = still_config(config)
   frozen = ml_collections.FrozenConfigDict(still)
   tokenizer = _tokenizer(config)
   model = CGSTVG(frozen)
@@ -222,11 +231,13 @@ def train(config: ml_collections.ConfigDict, steps: int, *, batch_size: int = 32
 
 
 def cache_path(config: ml_collections.ConfigDict) -> str:
-  """The cache file of `ensure_pretrained`, keyed by what the params depend on: the model
-  config (pretraining fields included), the frame size, the tokenizer and text length, the
-  clip and weight decay."""
+  """The cache file of `ensure_pretrained`, keyed by what the params depend on: the still
+  model's config (pretraining fields included; not the Swin tower's), the frame size, the
+  tokenizer and text length, the clip and weight decay."""
   data = config.data
-  key = json.dumps({'model': config.model.to_dict(), 'frame': [data.height, data.width],
+  model = {k: v for k, v in still_config(config).model.to_dict().items()
+           if not k.startswith('swin_')}              # the tower is not part of this model
+  key = json.dumps({'model': model, 'frame': [data.height, data.width],
                     'optim': [config.optim.grad_clip, config.optim.weight_decay],
                     'pixel': [list(data.pixel_mean), list(data.pixel_std)],
                     'text': [data.tokenizer, data.max_text_len]}, sort_keys=True, default=str)

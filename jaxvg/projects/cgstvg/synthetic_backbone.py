@@ -15,8 +15,9 @@ selects it with
 """
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,7 +64,8 @@ def random_scene(rng: np.random.Generator) -> list[dict]:
 
 def scene_example(objects: list[dict], grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
   """(frame (HEIGHT, WIDTH, 3) uint8, targets (h, w, 4 + 4)): per cell [has object, colour id,
-  shape id, unused, cx in cell, cy in cell, w, h] of the topmost shape whose centre it holds."""
+  shape id, motion id (the object's 'motion', 0 = still), cx in cell, cy in cell, w, h] of the
+  topmost shape whose centre it holds."""
   frame = np.empty((synthetic_tubes.HEIGHT, synthetic_tubes.WIDTH, 3), np.uint8)
   frame[:] = synthetic_tubes.BACKGROUND
   h, w = grid
@@ -74,7 +76,8 @@ def scene_example(objects: list[dict], grid: tuple[int, int]) -> tuple[np.ndarra
     synthetic_tubes.draw(frame, obj, np.array([obj['x'] - r, obj['y'] - r,
                                                obj['x'] + r, obj['y'] + r]))
     col, row = int(obj['x'] // cell_w), int(obj['y'] // cell_h)
-    targets[row, col] = [1, COLOURS.index(obj['colour']), SHAPES.index(obj['shape']), 0,
+    targets[row, col] = [1, COLOURS.index(obj['colour']), SHAPES.index(obj['shape']),
+                         obj.get('motion', 0),
                          obj['x'] / cell_w - col, obj['y'] / cell_h - row,
                          2 * r / synthetic_tubes.WIDTH, 2 * r / synthetic_tubes.HEIGHT]
   return frame, targets
@@ -109,44 +112,66 @@ def detection_loss(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, d
   return objectness + terms['colour'] + terms['shape'] + BOX_WEIGHT * terms['box'], terms
 
 
-def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: int = BATCH_SIZE,
-             seed: int = 0, log_every: int = 0) -> tuple[dict[str, Any], list[dict]]:
-  """(the ResNet's params, per-step loss terms): `steps` of AdamW on fresh scenes, frames
-  resized (bilinear) to the config's data.height x data.width."""
-  m, data = config.model, config.data
-  size = (data.height, data.width)
-  model = CellDetector(resnet_module(m))
-  grid = grid_shape(*size, model.resnet.stride)
-  frozen_data = ml_collections.FrozenConfigDict(data)
-
-  def images(frames):
-    resized = jax.image.resize(frames.astype(jnp.float32), (frames.shape[0],) + size + (3,),
-                               'bilinear')
-    resized = jnp.clip(jnp.round(resized), 0, 255).astype(jnp.uint8)
-    return normalise_frames(resized[:, None], jnp.ones((frames.shape[0],) + size, bool),
-                            frozen_data)[:, 0]
-
-  params = model.init(jax.random.key(seed), jnp.zeros((1,) + size + (3,)))['params']
+def fit(model: nn.Module, sample: jax.Array, make_batch: Callable[[int], tuple[Any, Any]],
+        loss: Callable[[jax.Array, jax.Array], tuple[jax.Array, dict]], steps: int, seed: int,
+        log: Callable[[int, dict], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
+  """(params, per-step loss terms): `steps` of AdamW (LEARNING_RATE, warm-up over a tenth,
+  cosine decay) of `model` on `make_batch(step)` = (inputs, targets), initialised on `sample`."""
+  params = model.init(jax.random.key(seed), sample)['params']
   tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, LEARNING_RATE, steps // 10, steps),
                    weight_decay=1e-4)
   opt_state = tx.init(params)
 
   @jax.jit
-  def step(params, opt_state, frames, targets):
+  def step(params, opt_state, inputs, targets):
     def loss_fn(p):
-      return detection_loss(model.apply({'params': p}, images(frames)), targets)
-    (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      return loss(model.apply({'params': p}, inputs), targets)
+    (value, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, {'loss': loss, **terms}
+    return optax.apply_updates(params, updates), opt_state, {'loss': value, **terms}
 
   history = []
   for i in range(steps):
-    frames, targets = scene_batch(seed, i, batch_size, grid)
-    params, opt_state, terms = step(params, opt_state, frames, targets)
+    params, opt_state, terms = step(params, opt_state, *make_batch(i))
     history.append({k: float(v) for k, v in terms.items()})
+    if log:
+      log(i, history[-1])
+  return params, history
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def resized_images(frames: jax.Array, data: ml_collections.FrozenConfigDict) -> jax.Array:
+  """(..., HEIGHT, WIDTH, 3) uint8 renders -> the model's normalised (..., H, W, 3) inputs,
+  resized (bilinear, rounded to uint8) to the config's data.height x data.width."""
+  size = (data.height, data.width)
+  lead = frames.shape[:-3]
+  flat = frames.reshape((-1,) + frames.shape[-3:])
+  resized = jax.image.resize(flat.astype(jnp.float32), (flat.shape[0],) + size + (3,),
+                             'bilinear')
+  resized = jnp.clip(jnp.round(resized), 0, 255).astype(jnp.uint8)
+  images = normalise_frames(resized[:, None], jnp.ones((flat.shape[0],) + size, bool), data)
+  return images[:, 0].reshape(lead + size + (3,))
+
+
+def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: int = BATCH_SIZE,
+             seed: int = 0, log_every: int = 0) -> tuple[dict[str, Any], list[dict]]:
+  """(the ResNet's params, per-step loss terms): `steps` of AdamW on fresh scenes, frames
+  resized (bilinear) to the config's data.height x data.width."""
+  data = ml_collections.FrozenConfigDict(config.data)
+  model = CellDetector(resnet_module(config.model))
+  grid = grid_shape(data.height, data.width, model.resnet.stride)
+
+  def make_batch(i):
+    frames, targets = scene_batch(seed, i, batch_size, grid)
+    return resized_images(frames, data), targets
+
+  def log(i, terms):
     if log_every and (i + 1) % log_every == 0:
       print(f'synthetic ResNet pretraining step {i + 1}/{steps}: ' +
-            ' '.join(f'{k} {v:.3f}' for k, v in history[-1].items()))
+            ' '.join(f'{k} {v:.3f}' for k, v in terms.items()))
+
+  params, history = fit(model, jnp.zeros((1, data.height, data.width, 3)), make_batch,
+                        detection_loss, steps, seed, log)
   return params['resnet'], history
 
 

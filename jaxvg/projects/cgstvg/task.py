@@ -8,19 +8,23 @@ from jaxvg import registry
 from jaxvg.data.tube_examples import TubeData
 from jaxvg.data.tube_features import CachedTubeData
 from jaxvg.errors import UserError
-from jaxvg.projects.cgstvg.backbone import frozen_swin
+from jaxvg.projects.cgstvg.backbone import frozen_swin, swin_arch, swin_stride
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
-from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
+from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch, resnet_module
 from jaxvg.projects.cgstvg.optim import make_optimizer, param_labels
 from jaxvg.projects.cgstvg.postprocess import postprocess
 from jaxvg.projects.cgstvg.predictor import VideoPredictor
 
 
 def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
-  if config.model.resnet_dilation and config.model.use_swin:
-    raise UserError('model.resnet_dilation (a stride-16 C5) needs model.use_swin False: the '
-                    'Swin map it is concatenated with stays at stride 32')
+  m = config.model
+  if m.use_swin:
+    c5, swin = resnet_module(m).stride, swin_stride(swin_arch(config))
+    if c5 != swin:
+      raise UserError(f'model.swin_tower gives a stride-{swin} map, but the ResNet C5 is at '
+                      f'stride {c5} (model.resnet_dilation {m.resnet_dilation}): the two grids '
+                      'are read cell by cell, so their strides must match')
   return CGSTVG(config)
 
 

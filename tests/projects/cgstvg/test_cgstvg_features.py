@@ -28,8 +28,10 @@ def get_config(arg=''):
   c.model.use_swin = True
   c.model.resnet_dilation = False        # the Swin branch needs the stride-32 C5 grid
   c.model.swin_dims = 32
+  c.model.swin_weights = ''               # seeded random: no pretraining in tests
   t = c.model.swin_tower
   t.embed_dim, t.depths, t.heads, t.window = 4, (2, 2, 2, 2), (1, 1, 2, 2), (4, 3, 3)
+  t.patch = (1, 4, 4)
   return c
 '''
 # video key -> (frames, height, width), smaller than the 64 x 96 canvas of the synthetic config;

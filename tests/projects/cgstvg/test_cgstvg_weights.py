@@ -8,6 +8,7 @@ import pytest
 
 from configs.cgstvg import hcstvg_v1, synthetic
 import cgstvg_seeded as seeded
+from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.convert import (from_official, is_ignored, official_shapes,
                                            read_checkpoint, to_official)
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch
@@ -68,7 +69,10 @@ def test_trainable_parameter_count_matches_official(shared):
 def tiny_config():
   c = synthetic.get_config()
   c.model.use_swin = True
-  c.model.resnet_dilation = False   # the Swin branch needs the stride-32 C5 grid
+  c.model.resnet_dilation = False   # the official Video-Swin-T's stride-32 grid
+  c.model.swin_weights = ''
+  c.model.swin_tower = base_config().model.swin_tower
+  c.model.swin_dims = 768
   return c
 
 

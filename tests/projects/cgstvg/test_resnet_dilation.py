@@ -1,6 +1,6 @@
 """The ResNet's DC5 option (CG-STVG's VISION_BACKBONE.DILATION) against torchvision's own
 `replace_stride_with_dilation` ResNet (tests/fixtures/resnet_dc5_fixtures.py), and what the
-option changes downstream: the C5 grid, the synthetic pretraining's cells, the Swin guard."""
+option changes downstream: the C5 grid, the synthetic pretraining's cells, the Swin grid guard."""
 from __future__ import annotations
 
 import pathlib
@@ -78,8 +78,8 @@ def test_synthetic_pretraining_targets_follow_the_grid():
   assert 'dc5' in synthetic_backbone.cache_path(config)
 
 
-def test_dilation_with_the_swin_branch_is_refused():
+def test_dilation_with_the_stride_32_swin_branch_is_refused():
   config = base_config()
   config.model.resnet_dilation = True
-  with pytest.raises(UserError, match='use_swin'):
+  with pytest.raises(UserError, match='stride-32 map, but the ResNet C5 is at stride 16'):
     build_model(config)

@@ -113,3 +113,26 @@ def test_unknown_grounding_weights_is_a_user_error():
   config.model.grounding_weights = 'mdetr'
   with pytest.raises(UserError, match='grounding_weights'):
     cgstvg_task.pretrained_params(config)
+
+
+def test_the_swin_branch_joins_after_still_pretraining(tmp_path, monkeypatch):
+  """Still scenes train the model without its Video-Swin branch (no motion to see), keyed
+  without the tower; the video run starts the branch's modules fresh beside the pretrained rest."""
+  config = tiny_config()
+  config.model.use_swin, config.model.swin_weights, config.model.swin_dims = True, '', 32
+  config.model.swin_tower.update({'embed_dim': 4, 'depths': (1, 1, 1, 1), 'heads': (1, 1, 1, 1),
+                                  'window': (2, 3, 3), 'patch': (1, 4, 4)})   # stride 32: tiny C5
+  config.model.grounding_weights = 'synthetic'
+  g = config.model.grounding_pretrain
+  g.steps, g.batch_size, g.log_every = 2, 4, 2
+  without = tiny_config()
+  without.model.grounding_weights = 'synthetic'
+  without.model.grounding_pretrain = g
+  assert still_grounding.cache_path(config) == still_grounding.cache_path(without)
+  path = str(tmp_path / 'grounding.safetensors')
+  monkeypatch.setattr(still_grounding, 'cache_path', lambda _: path)
+  pretrained = cgstvg_task.pretrained_params(config)
+  assert 'input_proj2' not in pretrained and 'conf2' not in pretrained['spatial_decoder']
+  params = trainer.init_params(trainer.build_run(config))
+  assert 'input_proj2' in params and 'conf2' in params['spatial_decoder']
+  np.testing.assert_array_equal(params['input_proj']['kernel'], pretrained['input_proj']['kernel'])
