@@ -27,6 +27,7 @@ POINTS = ('input_proj', 'encoder_ffn', 'temporal_decoder_ffn', 'spatial_decoder_
 
 def tiny_config(arg=''):
   c = synthetic.get_config(arg)
+  c.model.use_swin = False        # the batches below hold C5 alone
   c.model.enc_layers = 1
   c.model.dec_layers = 1
   c.model.text.layers = 1
