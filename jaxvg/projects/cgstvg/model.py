@@ -10,7 +10,8 @@ the official state dict (see `convert.py`). Batch keys (those of `jaxvg.data.tub
   frames (B, T, H, W, 3) uint8 RGB (normalised here) or float (already normalised), or
     c5 (B, T, h, w, 2048) from a feature cache (with grid_mask (B, h, w) if padded);
   pixel_mask (B, H, W) (optional: all valid); frame_mask (B, T);
-  swin (B, T, h, w, 768): the frozen Video-Swin stage-4 map (when `model.use_swin`);
+  swin (B, T, h, w, model.swin_dims): the frozen Video-Swin's last map, Video-Swin-T's stage 4
+    (when `model.use_swin`; on the C5 grid);
   tokens / text_mask (B, L): RoBERTa token ids;
   text_states (B, L, 768): the frozen RoBERTa's states from a feature cache (`model.text.frozen`),
     read instead of running the tower on `tokens`;
