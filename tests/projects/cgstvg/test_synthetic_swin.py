@@ -64,7 +64,6 @@ def test_pretraining_learns_the_dense_targets():
   assert last['loss'] < 0.6 * first['loss'], (first, last)
   assert last['objectness'] < 0.75 * first['objectness'], (first, last)
   assert last['motion'] < first['motion'], (first, last)
-  assert 0 <= history[-1]['val_motion_accuracy'] <= 1
   assert 0.3 < history[-1]['val_still_share'] < 0.9        # both kinds of label are held out
 
 
