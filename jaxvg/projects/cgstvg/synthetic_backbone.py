@@ -114,9 +114,10 @@ def detection_loss(outputs: jax.Array, targets: jax.Array) -> tuple[jax.Array, d
 
 def fit(model: nn.Module, sample: jax.Array, make_batch: Callable[[int], tuple[Any, Any]],
         loss: Callable[[jax.Array, jax.Array], tuple[jax.Array, dict]], steps: int, seed: int,
-        log: Callable[[int, dict], None] | None = None) -> tuple[dict[str, Any], list[dict]]:
+        name: str = '', log_every: int = 0) -> tuple[dict[str, Any], list[dict]]:
   """(params, per-step loss terms): `steps` of AdamW (LEARNING_RATE, warm-up over a tenth,
-  cosine decay) of `model` on `make_batch(step)` = (inputs, targets), initialised on `sample`."""
+  cosine decay) of `model` on `make_batch(step)` = (inputs, targets), initialised on `sample`;
+  the terms printed every `log_every` steps as `name`'s."""
   params = model.init(jax.random.key(seed), sample)['params']
   tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, LEARNING_RATE, steps // 10, steps),
                    weight_decay=1e-4)
@@ -134,8 +135,9 @@ def fit(model: nn.Module, sample: jax.Array, make_batch: Callable[[int], tuple[A
   for i in range(steps):
     params, opt_state, terms = step(params, opt_state, *make_batch(i))
     history.append({k: float(v) for k, v in terms.items()})
-    if log:
-      log(i, history[-1])
+    if log_every and (i + 1) % log_every == 0:
+      print(f'{name} step {i + 1}/{steps}: ' +
+            ' '.join(f'{k} {v:.3f}' for k, v in history[-1].items()), flush=True)
   return params, history
 
 
@@ -165,13 +167,8 @@ def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: 
     frames, targets = scene_batch(seed, i, batch_size, grid)
     return resized_images(frames, data), targets
 
-  def log(i, terms):
-    if log_every and (i + 1) % log_every == 0:
-      print(f'synthetic ResNet pretraining step {i + 1}/{steps}: ' +
-            ' '.join(f'{k} {v:.3f}' for k, v in terms.items()))
-
   params, history = fit(model, jnp.zeros((1, data.height, data.width, 3)), make_batch,
-                        detection_loss, steps, seed, log)
+                        detection_loss, steps, seed, 'synthetic ResNet pretraining', log_every)
   return params['resnet'], history
 
 

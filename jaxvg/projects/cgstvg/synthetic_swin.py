@@ -133,14 +133,10 @@ def pretrain(config: ml_collections.ConfigDict, steps: int = STEPS, batch_size: 
     clips, targets = clip_batch(seed, i, batch_size, grid, frames)
     return resized_images(clips, data), targets
 
-  def log(i, terms):
-    if log_every and (i + 1) % log_every == 0:
-      print(f'synthetic Video-Swin pretraining step {i + 1}/{steps}: ' +
-            ' '.join(f'{k} {v:.3f}' for k, v in terms.items()), flush=True)
-
   model = MotionCellDetector(arch)
   params, history = fit(model, jnp.zeros((1, frames, data.height, data.width, 3)), make_batch,
-                        motion_loss, steps, seed, log)
+                        motion_loss, steps, seed, 'synthetic Video-Swin pretraining',
+                        log_every)
   clips, targets = clip_batch(seed, 1 << 30, VAL_CLIPS, grid, frames)   # never a train step
   predicted = np.asarray(jax.jit(model.apply)({'params': params}, resized_images(clips, data))
                          [..., :len(MOTIONS)].argmax(-1))
