@@ -55,8 +55,9 @@ def get_config(size: str = 'default'):
   # The motion-aware branch (official: the frozen K400 Video-Swin-T): the benchmark's actions are
   # motion alone, which a per-frame ResNet cannot see. A toy tower (2 stages, 8 px patches: the
   # DC5 grid at stride 16) pretrained to name each cell's shape and its motion in clips of the
-  # renderer's moving shapes (synthetic_swin.py; made on first use), frozen as officially. Its
-  # pretraining has not yet learned the motion itself (docs/cgstvg.md).
+  # renderer's moving shapes (synthetic_swin.py; made on first use), frozen as officially. With
+  # Video-Swin's one-frame patches it learns the shapes but not their motion; 'patch_frames': 3
+  # makes it see motion, yet the runs from such towers ended lower (docs/cgstvg.md).
   c.model.use_swin = True
   c.model.swin_weights = 'synthetic'
   c.model.swin_tower.update({'embed_dim': 32, 'depths': (2, 2), 'heads': (2, 4),

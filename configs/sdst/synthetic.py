@@ -36,6 +36,9 @@ def get_config(size: str = 'default'):
   m.video_dims = m.query_dims = 64
   m.num_tokens = 50                 # CLIP tokens per frame, pooled by clip_pooling.
   m.clip_pooling = 'query'          # [assumed] alt. 'cls', 'mean' (the paper's ablation rows).
+  # [assumed] The pooled share tanh(s_l) starts at 0.46, not R²-Tuning's 0: from a CLS start
+  # SDST left the query-blind plateau on one seed of three; from this one on two (docs/sdst.md).
+  m.pool_scale_init = 0.5
   m.num_layers = 4                  # as R²-Tuning's synthetic run: the same frozen layers.
   m.dims = 128
   config.train.batch_size = 16

@@ -43,6 +43,10 @@ class VideoSwinArch:
   window: Window = (8, 7, 7)
   patch: Window = (1, 4, 4)
   mlp_ratio: float = 4.0
+  # Frames the patch embedding reads around each of its own (centred, zeros beyond the clip),
+  # at temporal stride patch[0]. 0: patch[0], Video-Swin's (kernel = stride). A longer one
+  # gives a small tower pixel motion that a short pretraining cannot learn by attention alone.
+  patch_frames: int = 0
 
   @property
   def out_dims(self) -> tuple[int, ...]:
@@ -186,8 +190,14 @@ class VideoSwin(nn.Module):
                ) -> list[jax.Array]:
     a = self.arch
     pads = [(0, -n % p) for n, p in zip(videos.shape[1:4], a.patch)]
+    kernel = (a.patch_frames or a.patch[0],) + a.patch[1:]
+    if kernel[0] != a.patch[0]:
+      if frame_mask is not None:      # a padded frame reads zeros beyond its clip's end
+        videos = videos * frame_mask[:, :, None, None, None]
+      extra = kernel[0] - a.patch[0]
+      pads[0] = (extra // 2, pads[0][1] + extra - extra // 2)
     x = jnp.pad(videos, [(0, 0), *pads, (0, 0)])
-    x = nn.Conv(a.embed_dim, a.patch, a.patch, padding='VALID', name='patch_embed_proj')(x)
+    x = nn.Conv(a.embed_dim, kernel, a.patch, padding='VALID', name='patch_embed_proj')(x)
     x = LayerNorm(name='patch_embed_norm')(x)
     mask_from = frame_valid = None
     if frame_mask is not None:

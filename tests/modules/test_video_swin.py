@@ -59,6 +59,33 @@ def test_padded_frames_leave_the_real_frames_as_the_official_run(reference, rele
   assert relative_error(as_real[-1][0, :6], stages(reference)[-1]) > 1e-2
 
 
+def test_a_longer_patch_embedding_reads_its_neighbour_frames_and_not_the_padding(reference,
+                                                                                release_params):
+  # patch_frames=3 with the release kernel as its centre slice and zeros around it is the
+  # release tower; with that kernel as its first slice, frame t reads frame t-1 (zeros before
+  # the clip). Padded frames are not read by the last real one.
+  arch = VideoSwinArch(**{**TINY.__dict__, 'patch_frames': 3})
+  kernel = release_params['params']['patch_embed_proj']['kernel']           # (1, 4, 4, 3, C)
+
+  def with_kernel(slices):
+    proj = dict(release_params['params']['patch_embed_proj'], kernel=jnp.concatenate(slices))
+    return {'params': dict(release_params['params'], patch_embed_proj=proj)}
+
+  video = jnp.asarray(reference['video'].transpose(0, 2, 3, 1))[None]     # (1, 6, H, W, 3)
+  tower = jax.jit(lambda p, x, m=None: VideoSwin(arch).apply(p, x, m)[-1])
+  release = jax.jit(lambda x: VideoSwin(TINY).apply(release_params, x)[-1])
+  zero = jnp.zeros_like(kernel)
+  centred = tower(with_kernel([zero, kernel, zero]), video)
+  assert relative_error(centred[0], np.asarray(release(video)[0])) < 1e-5
+  previous = tower(with_kernel([kernel, zero, zero]), video)
+  shifted = jnp.concatenate([jnp.zeros_like(video[:, :1]), video[:, :-1]], axis=1)
+  assert relative_error(previous[0], np.asarray(release(shifted)[0])) < 1e-5
+  params = with_kernel([kernel, kernel, kernel])
+  noise = jnp.asarray(np.random.default_rng(1).normal(size=(1, 6) + video.shape[2:]), jnp.float32)
+  padded = tower(params, jnp.concatenate([video, noise], axis=1), jnp.arange(12)[None] < 6)
+  assert relative_error(padded[0, :6], np.asarray(tower(params, video)[0])) < 1e-4
+
+
 def test_cgstvg_checkpoint_keys_load_the_same_weights(reference, release_params):
   wrapper = {k: v for k, v in reference.items() if k.startswith('vid.')}
   variables, ignored = video_swin_from_official(wrapper, TINY)

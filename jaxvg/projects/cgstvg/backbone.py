@@ -35,7 +35,8 @@ from jaxvg.registry import FrozenBackbone
 def swin_arch(config: ml_collections.ConfigDict) -> VideoSwinArch:
   t = config.model.swin_tower
   arch = VideoSwinArch(embed_dim=t.embed_dim, depths=tuple(t.depths), heads=tuple(t.heads),
-                       window=tuple(t.window), patch=tuple(t.patch))
+                       window=tuple(t.window), patch=tuple(t.patch),
+                       patch_frames=t.patch_frames)
   if arch.out_dims[-1] != config.model.swin_dims:
     raise ValueError(f'model.swin_tower gives {arch.out_dims[-1]}-d last-stage maps, but '
                      f'model.swin_dims is {config.model.swin_dims}')

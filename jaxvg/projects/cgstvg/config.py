@@ -51,7 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   m.swin_weights = ''
   m.swin_tower = ml_collections.ConfigDict({
       'embed_dim': 96, 'depths': (2, 2, 6, 2), 'heads': (3, 6, 12, 24), 'window': (8, 7, 7),
-      'patch': (1, 4, 4)})       # the map CG-STVG reads: stride patch x 2^(stages-1) (32 here)
+      'patch': (1, 4, 4),         # the map CG-STVG reads: stride patch x 2^(stages-1) (32 here)
+      'patch_frames': 0})         # frames per patch embedding (0: patch[0], Video-Swin's)
   m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
   # Official MLPs drop out their output logits too; False drops hidden activations only.
   m.head_dropout_logits = True

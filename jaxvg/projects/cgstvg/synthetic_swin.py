@@ -10,6 +10,11 @@ raw frames apart as the tube pipeline samples them. Every cell of its last map p
 frame, whether a shape's centre lies in it and that shape's motion (still, left, right, up,
 down), colour, kind and box: the toy ResNet's dense objective (`synthetic_backbone`) plus motion.
 
+With one-frame patches (Video-Swin's, and the synthetic config's) the tower learns the dense
+terms but not motion in this pretraining: its frames meet only in window attention. A patch
+embedding over three frames (`model.swin_tower.patch_frames = 3`) gives it pixel motion to
+learn from; docs/cgstvg.md has the trials and why the config keeps one frame.
+
 Deterministic (seeded scenes, CPU XLA) and cached on first use as
 `<cache>/synthetic/swin-<tower>-<H>x<W>-v<VERSION>.safetensors`; a config selects it with
 `model.swin_weights = 'synthetic'` (`jaxvg.projects.cgstvg.backbone.swin_params`).
@@ -176,7 +181,8 @@ def cache_path(config: ml_collections.ConfigDict) -> str:
   root = data.get('synthetic_root', '') or synthetic_tubes.default_root()
   tower = '-'.join([f'e{t.embed_dim}', 'd' + ''.join(map(str, t.depths)),
                     'h' + ''.join(map(str, t.heads)), 'w' + ''.join(map(str, t.window)),
-                    'p' + ''.join(map(str, t.patch))])
+                    'p' + ''.join(map(str, t.patch))] +
+                   ([f'f{t.patch_frames}'] if t.patch_frames else []))
   return os.path.join(root, f'swin-{tower}-{data.height}x{data.width}-v{VERSION}.safetensors')
 
 

@@ -25,6 +25,8 @@ def base() -> ml_collections.ConfigDict:
                                 # the CLS plus R²-Tuning's query-guided pooling of the tokens.
                                 # SDST's own (a frozen backbone pooling head) has no CLIP twin
                                 # in jaxvg; docs/sdst.md says why.
+  m.pool_scale_init = 0.0       # 'query' pooling's s_l at init (the pooled share is tanh(s_l));
+                                # 0 starts as 'cls', R²-Tuning's zero init [assumed].
   m.num_layers = 5              # K [assumed]: the release stores 5 layers; the paper tries 2, 3.
   m.layer_order = 'deep_first'  # [assumed] R²-Tuning's order; alt. 'shallow_first'.
   m.num_queries = 10            # M [assumed]: the usual for QVHighlights DETRs; alt. 5-30.

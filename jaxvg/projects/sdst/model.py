@@ -150,7 +150,8 @@ class SDSTStep(nn.Module):
     v = InputProjection(cfg.dims, cfg.dropout, name='video_map')(video, self.train)
     if v.ndim == 4:
       # clip_pooling='query' [assumed, not SDST's]: the mapped CLS plus R²-Tuning's query-guided
-      # pooling of the mapped tokens, scaled by tanh(s_l) (zero-init: starts as CLS pooling).
+      # pooling of the mapped tokens, scaled by tanh(s_l) (s_l from model.pool_scale_init; 0, the
+      # default, starts as CLS pooling).
       pooled = query_guided_pooling(Linear(cfg.dims, cfg.dims, name='pool_query_key')(t),
                                     Linear(cfg.dims, cfg.dims, name='pool_token_key')(v), v, t,
                                     query_mask)
@@ -226,7 +227,8 @@ class SDST(nn.Module):
                        f'{cfg.layer_order!r}')
     beta = self.param('beta', nn.initializers.zeros, (k - 1,))
     # One pooling scale per step (R²-Tuning's per-layer `scale`), only for query-guided pooling.
-    pool_scale = (self.param('pool_scale', nn.initializers.zeros, (k,)) if video.ndim == 5
+    pool_scale = (self.param('pool_scale', nn.initializers.constant(cfg.pool_scale_init), (k,))
+                  if video.ndim == 5
                   else jnp.zeros((k,)))
     # Step j reads layer index K−1−j (deepest first) or j of the inputs' layer axis.
     order = jnp.arange(k)[::-1] if cfg.layer_order == 'deep_first' else jnp.arange(k)
