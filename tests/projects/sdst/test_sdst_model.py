@@ -128,6 +128,20 @@ def test_query_pooling_starts_as_cls_and_reads_the_query():
     assert np.abs(emb - emb_other).max() > 1e-3 if reads_query else np.allclose(emb, emb_other)
 
 
+def test_a_nonzero_pool_scale_init_reads_the_query_from_the_start():
+  """model.pool_scale_init sets every step's s_l, so the clip vectors depend on the query at
+  initialisation (the synthetic config's start)."""
+  config = tiny_config(clip_pooling='query', num_tokens=4, pool_scale_init=0.5)
+  batch = collate(_samples(config, seed=2), 12, 6, 3)
+  params = _init(config, batch)
+  np.testing.assert_array_equal(params['params']['pool_scale'], np.full(3, 0.5, np.float32))
+  apply = jax.jit(SDST(config.model).apply)
+  other_query = dict(batch, query=batch['query'][::-1], query_mask=batch['query_mask'][::-1])
+  n = int(batch['video_mask'][0].sum())
+  emb = apply(params, batch)['video_emb'][0, :, :n]
+  assert np.abs(emb - apply(params, other_query)['video_emb'][0, :, :n]).max() > 1e-3
+
+
 def test_detector_initialisation():
   """class_prior sets the class bias (σ = prior for a zero hidden state, Deformable DETR); a
   zero-initialised span head leaves every step's span at the learned initial reference; both
