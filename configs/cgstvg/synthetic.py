@@ -57,7 +57,7 @@ def get_config(size: str = 'default'):
   # DC5 grid at stride 16) pretrained to name each cell's shape and its motion in clips of the
   # renderer's moving shapes (synthetic_swin.py; made on first use), frozen as officially. With
   # Video-Swin's one-frame patches it learns the shapes but not their motion; 'patch_frames': 3
-  # makes it see motion, yet the runs from such towers ended lower (docs/cgstvg.md).
+  # makes it see motion, yet the runs from such towers were no better (docs/cgstvg.md).
   c.model.use_swin = True
   c.model.swin_weights = 'synthetic'
   c.model.swin_tower.update({'embed_dim': 32, 'depths': (2, 2), 'heads': (2, 4),
