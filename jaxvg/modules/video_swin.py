@@ -48,6 +48,11 @@ class VideoSwinArch:
   # gives a small tower pixel motion that a short pretraining cannot learn by attention alone.
   patch_frames: int = 0
 
+  def __post_init__(self):
+    if self.patch_frames and self.patch_frames < self.patch[0]:
+      raise ValueError(f'patch_frames={self.patch_frames} is shorter than the temporal patch '
+                       f'{self.patch[0]}')
+
   @property
   def out_dims(self) -> tuple[int, ...]:
     return tuple(self.embed_dim * 2**i for i in range(len(self.depths)))
