@@ -37,7 +37,8 @@ def get_config(size: str = 'default'):
   m.num_tokens = 50                 # CLIP tokens per frame, pooled by clip_pooling.
   m.clip_pooling = 'query'          # [assumed] alt. 'cls', 'mean' (the paper's ablation rows).
   # [assumed] The pooled share tanh(s_l) starts at 0.46, not R²-Tuning's 0: from a CLS start
-  # SDST left the query-blind plateau on one seed of three; from this one on two (docs/sdst.md).
+  # SDST left the query-blind plateau on seed 0 of 0-2; from this one on seeds 0, 1 and 3 of 0-3
+  # (docs/sdst.md).
   m.pool_scale_init = 0.5
   m.num_layers = 4                  # as R²-Tuning's synthetic run: the same frozen layers.
   m.dims = 128
