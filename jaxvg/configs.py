@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+from typing import Any, Mapping
 
 import ml_collections
 
@@ -44,3 +45,19 @@ def load(spec: str) -> ml_collections.ConfigDict:
     return get_config(arg) if arg is not None else get_config()
   except ValueError as e:  # get_config's own validation of its argument
     raise UserError(f'{path}: {e}') from None
+
+
+def from_saved(saved: Mapping[str, Any], base: ml_collections.ConfigDict | None = None
+               ) -> ml_collections.ConfigDict:
+  """A config written as JSON (a run's `config.json`) -> ConfigDict: JSON's lists back to the
+  tuples configs hold, and every field the saved config lacks (it predates the field) taken
+  from `base`; saved values win, and saved fields `base` lacks are kept."""
+  def merge(default: Any, value: Any) -> Any:
+    if isinstance(value, Mapping):
+      default = default if isinstance(default, Mapping) else {}
+      keys = list(default) + [k for k in value if k not in default]
+      return {k: merge(default.get(k), value[k]) if k in value else default[k] for k in keys}
+    if isinstance(value, list):
+      return tuple(merge(None, v) for v in value)
+    return value
+  return ml_collections.ConfigDict(merge(base.to_dict() if base is not None else {}, saved))

@@ -362,14 +362,15 @@ class Predictor:
   @classmethod
   def from_workdir(cls, workdir: str, checkpoint: str = 'latest', **options: Any
                    ) -> 'Predictor':
-    """The run in `workdir`, with the config the trainer wrote to `<workdir>/config.json`."""
+    """The run in `workdir`, with the config the trainer wrote to `<workdir>/config.json`
+    (fields added since it was written take the task's `base_config` defaults)."""
     path = epath.Path(workdir) / 'config.json'
     if not path.exists():
       raise InputError(f'{path} not found: is {workdir!r} a jaxvg run directory?')
-    config = ml_collections.ConfigDict(json.loads(path.read_text()))
-    for key, value in config.data.items():     # JSON turned tuples into lists
-      if isinstance(value, list):
-        config.data[key] = tuple(value)
+    from jaxvg import configs, registry
+    saved = json.loads(path.read_text())
+    base_config = registry.get_task(saved.get('task', '')).base_config
+    config = configs.from_saved(saved, base_config() if base_config else None)
     return cls(config, workdir, checkpoint, **options)
 
 

@@ -145,6 +145,9 @@ class Task:
     video_predictor: (run, params, **options) -> the object behind `jaxvg.Predictor` for one
       user video: `encode_video(path)`, `predict(queries, video)`, `plot(rows, video, path)`,
       `describe(rows, video)`, and a static `check_queries(queries)`; or None.
+    base_config: () -> the config the task's experiment files start from. A run directory
+      written before a field existed lacks it; `Predictor.from_workdir` reads such a field from
+      here (its default, which keeps the earlier behaviour). None: the saved config as it is.
     reference_scores: (config, records of the val split) -> {reference: val metrics} of
       predictors that need no training (a query-blind baseline, an oracle), which the engine
       prints beside the model's after training and evaluation; {} where the dataset has none.
@@ -161,6 +164,7 @@ class Task:
   training: Training | None = None
   runner: Callable[[Config, str | None, str, UserVideo | None], Any] | None = None
   video_predictor: Callable[..., Any] | None = None
+  base_config: Callable[[], Config] | None = None
   reference_scores: Callable[[Config, Sequence[Any]], dict[str, dict[str, float]]] | None = None
 
 

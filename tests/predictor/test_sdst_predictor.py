@@ -74,3 +74,20 @@ def test_internvideo2_config_is_a_clear_error():
   run = trainer.build_run(load_config('sdst/qvhighlights.py'), jax.devices()[:1])
   with pytest.raises(UserError, match='internvideo2 features; predicting on a video needs'):
     registry.get_task('sdst').video_predictor(run, None)
+
+
+def test_a_run_older_than_a_config_field_still_loads(sdst_workdir, event_video, tmp_path):
+  """`from_workdir` on a run whose config.json predates a field (here `pool_scale_init`, which
+  the checkpoint's parameters make moot) predicts as the run itself."""
+  import shutil
+  import jaxvg
+  old = tmp_path / 'old_run'
+  shutil.copytree(sdst_workdir, old)
+  saved = json.loads((old / 'config.json').read_text())
+  del saved['model']['pool_scale_init']
+  (old / 'config.json').write_text(json.dumps(saved))
+  rows = []
+  for workdir in (sdst_workdir, old):
+    predictor = jaxvg.Predictor.from_workdir(str(workdir))
+    rows.append(predictor.predict(helpers.EVENT_QUERY, predictor.encode_video(str(event_video))))
+  np.testing.assert_allclose(rows[1]['pred_relevant_windows'], rows[0]['pred_relevant_windows'])

@@ -112,3 +112,21 @@ def test_config_builds_and_takes_one_step(name, arg):
   moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
                        new_state.params, state.params)
   assert any(jax.tree.leaves(moved))
+
+
+def test_a_saved_config_takes_the_fields_it_predates_from_the_task_base():
+  """A run's config.json written before a field existed reads it from the task's base config;
+  saved values win, saved fields the base lacks stay, and JSON lists come back as tuples."""
+  import json
+  from jaxvg import configs
+  from jaxvg.projects.sdst.config import base
+  saved = json.loads(configs.load(str(CONFIGS / 'sdst/synthetic.py') + ':tiny')
+                     .to_json_best_effort())
+  del saved['model']['pool_scale_init']            # a field the run predates
+  saved['model']['dims'] = 48
+  saved['data']['only_in_this_run'] = 'kept'
+  config = configs.from_saved(saved, base())
+  assert config.model.pool_scale_init == base().model.pool_scale_init
+  assert config.model.dims == 48 and config.data.only_in_this_run == 'kept'
+  assert config.data.t_buckets == (8, 16, 32) and isinstance(config.data.t_buckets, tuple)
+  assert configs.from_saved(saved).model.get('pool_scale_init') is None   # no base: as saved

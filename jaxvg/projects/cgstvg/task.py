@@ -8,6 +8,7 @@ from jaxvg import registry
 from jaxvg.data.tube_examples import TubeData
 from jaxvg.data.tube_features import CachedTubeData
 from jaxvg.errors import UserError
+from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.backbone import frozen_swin, swin_arch, swin_stride
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
@@ -85,5 +86,6 @@ TASK = registry.Task(
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
                                param_labels=param_labels, make_optimizer=make_optimizer),
     video_predictor=VideoPredictor,
+    base_config=base_config,
     reference_scores=reference_scores,
 )

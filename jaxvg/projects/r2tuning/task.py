@@ -6,6 +6,7 @@ import ml_collections
 from jaxvg import registry
 from jaxvg.clip.backbone import frozen_clip
 from jaxvg.data import temporal
+from jaxvg.projects.r2tuning.config import base
 from jaxvg.projects.r2tuning.convert import load_official
 from jaxvg.projects.r2tuning.losses import loss_fn
 from jaxvg.projects.r2tuning.model import R2Tuning
@@ -27,4 +28,5 @@ TASK = registry.Task(
     frozen_backbone=frozen_clip,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout', 'droppath')),
     video_predictor=VideoPredictor,
+    base_config=base,
 )

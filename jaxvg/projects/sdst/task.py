@@ -8,6 +8,7 @@ import ml_collections
 from jaxvg import registry
 from jaxvg.clip.backbone import frozen_clip
 from jaxvg.data import temporal
+from jaxvg.projects.sdst.config import base
 from jaxvg.projects.sdst.losses import loss_fn
 from jaxvg.projects.sdst.model import SDST
 from jaxvg.projects.sdst.postprocess import postprocess
@@ -27,4 +28,5 @@ TASK = registry.Task(
     frozen_backbone=frozen_clip,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout', 'droppath')),
     video_predictor=VideoPredictor,
+    base_config=base,
 )
