@@ -1,4 +1,5 @@
-"""Post-norm transformer decoder layer (nncore TransformerDecoderLayer, pre_norm=False)."""
+"""Transformer decoder layer: post-norm (nncore TransformerDecoderLayer, pre_norm=False) or
+pre-norm."""
 from __future__ import annotations
 
 import jax
@@ -23,7 +24,9 @@ class FeedForward(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-  """Cross-attention -> self-attention -> FFN, each `x = LN(x + DropPath(f(x)))`.
+  """Cross-attention -> self-attention -> FFN, each `x = LN(x + DropPath(f(x)))` (post-norm),
+  or with `pre_norm` `x = x + DropPath(f(LN(x)))`: the residual stream keeps what the input
+  held, whatever a sub-layer adds to every position alike (the same parameters either way).
 
   The positional encoding is added to queries (and self-attention keys), never to values or to
   the memory, as in nncore.
@@ -32,16 +35,22 @@ class DecoderLayer(nn.Module):
   heads: int
   ffn_ratio: int
   droppath: float
+  pre_norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mem: jax.Array, pe: jax.Array, x_mask: jax.Array,
                mem_mask: jax.Array, train: bool) -> jax.Array:
     """x (B, T, C), mem (B, L, C), pe (B, T, C), masks (B, T) / (B, L) bool -> (B, T, C)."""
     drop = DropPath(self.droppath)
-    d = MultiHeadAttention(self.dims, self.heads, name='cross_att')(x + pe, mem, mem, mem_mask)
-    x = LayerNorm(name='cross_att_norm')(x + drop(d, not train))
-    q = x + pe
-    d = MultiHeadAttention(self.dims, self.heads, name='self_att')(q, q, x, x_mask)
-    x = LayerNorm(name='self_att_norm')(x + drop(d, not train))
-    d = FeedForward(self.dims, self.ffn_ratio, name='ffn')(x)
-    return LayerNorm(name='ffn_norm')(x + drop(d, not train))
+    cross_att = lambda y: MultiHeadAttention(self.dims, self.heads, name='cross_att')(  # noqa: E731
+        y + pe, mem, mem, mem_mask)
+    self_att = lambda y: MultiHeadAttention(self.dims, self.heads, name='self_att')(  # noqa: E731
+        y + pe, y + pe, y, x_mask)
+    ffn = FeedForward(self.dims, self.ffn_ratio, name='ffn')
+    for f, norm in ((cross_att, 'cross_att_norm'), (self_att, 'self_att_norm'),
+                    (ffn, 'ffn_norm')):
+      if self.pre_norm:
+        x = x + drop(f(LayerNorm(name=norm)(x)), not train)
+      else:
+        x = LayerNorm(name=norm)(x + drop(f(x), not train))
+    return x

@@ -47,6 +47,8 @@ def base() -> ml_collections.ConfigDict:
                                 # points at the centre: our reading of "PureInit") [assumed].
   m.rdsa_dense = 'updated'      # RDSA reads D^{l+1} ('updated') or the fused D^l ('fused')
                                 # [assumed].
+  m.dense_pre_norm = False      # the dense stream's CA → SA → FFN post-norm (False: as
+                                # R²-Tuning's block) or pre-norm (True) [assumed].
   m.query_pos = 'span_sine'     # query position from the span (DAB-DETR) [assumed]; alt. 'none'.
   m.span_head_layers = 3        # span-refinement MLP depth [assumed] (DETR box MLP).
   m.span_head_zero_init = True  # its last layer starts at zero, so every step starts at its

@@ -161,7 +161,8 @@ class SDSTStep(nn.Module):
     gate = jax.nn.sigmoid(beta) if cfg.beta_gate == 'sigmoid' else beta
     fused = jnp.where(use_beta, gate * dense + (1 - gate) * v, v)
     new_dense = DecoderLayer(cfg.dims, cfg.num_heads, cfg.ffn_ratio, cfg.droppath,
-                             name='dense')(fused, t, pe, video_mask, query_mask, self.train)
+                             cfg.dense_pre_norm, name='dense')(fused, t, pe, video_mask,
+                                                              query_mask, self.train)
     new_dense = jnp.where(video_mask[..., None], new_dense, 0.0)
 
     # Sparse stream; the video attention reads D^{l+1} ('updated') or the fused D^l ('fused').
