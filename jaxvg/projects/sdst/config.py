@@ -125,6 +125,10 @@ def base() -> ml_collections.ConfigDict:
   o.warmup_ratio = 1e-3
   o.decay_epochs = (20,)
   o.decay_factor = 0.1
+  # Per-group lr multipliers (jaxvg.projects.sdst.task.param_labels): 'sparse' is the decoder
+  # queries, their layer and heads; 'default' the rest. [assumed] one lr for all (1.0); DETR
+  # decoders usually train at a lower lr than a side-tuner's input maps.
+  o.groups = ml_collections.ConfigDict({'sparse': {'lr_scale': 1.0}})
 
   tr = c.train = ml_collections.ConfigDict()
   tr.batch_size = 32            # [assumed]

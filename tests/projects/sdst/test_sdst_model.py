@@ -160,3 +160,29 @@ def test_detector_initialisation():
   assert np.all(params['params']['step']['class_head']['bias'] == 0)
   outputs = SDST(config.model).apply(params, batch)
   assert not np.allclose(outputs['spans'][:, 0], outputs['spans'][:, -1])
+
+
+def test_the_sparse_group_lr_scales_only_the_decoders_updates():
+  """`optim.groups.sparse.lr_scale` scales the first AdamW update of the sparse stream's
+  parameters (the decoder queries, their layer and heads) and of nothing else."""
+  from jaxvg import registry
+  from jaxvg.train.optim import make_optimizer
+  config = tiny_config()
+  batch = collate(_samples(config), 12, 8, 4)
+  params = _init(config, batch)['params']
+  task = registry.get_task('sdst')
+  labels = task.training.param_labels(config, params)
+  assert set(jax.tree.leaves(labels)) == {'sparse', 'default'}
+  assert labels['query_hidden'] == 'sparse' and labels['step']['sparse']['ffn_norm']['scale'] \
+      == 'sparse' and labels['step']['dense']['ffn_norm']['scale'] == 'default'
+  grads = jax.grad(lambda p: loss_fn(SDST(config.model).apply({'params': p}, batch), batch,
+                                     config)[0])(params)
+  updates = {}
+  for scale in (1.0, 0.5):
+    config.optim.groups.sparse.lr_scale = scale
+    tx = make_optimizer(config.optim, steps_per_epoch=10, labels=labels)
+    updates[scale] = tx.update(grads, tx.init(params), params)[0]
+  for label, u1, u2 in zip(jax.tree.leaves(labels), jax.tree.leaves(updates[1.0]),
+                           jax.tree.leaves(updates[0.5])):
+    np.testing.assert_allclose(u2, u1 * (0.5 if label == 'sparse' else 1.0), rtol=1e-5,
+                               atol=1e-12)
