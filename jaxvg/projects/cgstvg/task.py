@@ -8,8 +8,8 @@ from jaxvg import registry
 from jaxvg.data.tube_examples import TubeData
 from jaxvg.data.tube_features import CachedTubeData
 from jaxvg.errors import UserError
-from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.backbone import frozen_swin, swin_arch, swin_stride
+from jaxvg.projects.cgstvg.config import base_config
 from jaxvg.projects.cgstvg.convert import load_weights
 from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch, resnet_module
