@@ -16,14 +16,15 @@ MASK_VALUE = -1e9
 
 
 class MultiHeadAttention(nn.Module):
-  """Scaled dot-product attention over `heads` heads; masks keys only (queries are not masked)."""
+  """Scaled dot-product attention over `heads` heads; masks keys (queries are not masked), for
+  every query alike or per query."""
   dims: int
   heads: int
 
   @nn.compact
   def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array,
                key_mask: jax.Array | None = None) -> jax.Array:
-    """q (B, Lq, C), k/v (B, Lk, C), key_mask (B, Lk) bool -> (B, Lq, C)."""
+    """q (B, Lq, C), k/v (B, Lk, C), key_mask (B, Lk) or (B, Lq, Lk) bool -> (B, Lq, C)."""
     proj = lambda name: nn.Dense(self.dims, kernel_init=init.xavier_uniform,  # noqa: E731
                                  bias_init=nn.initializers.zeros, name=name)
     head_dims = self.dims // self.heads
@@ -31,7 +32,8 @@ class MultiHeadAttention(nn.Module):
     q, k, v = split(proj('q')(q)), split(proj('k')(k)), split(proj('v')(v))
     logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / head_dims**0.5
     if key_mask is not None:
-      logits = logits + jnp.where(key_mask, 0.0, MASK_VALUE)[:, None, None, :].astype(logits.dtype)
+      mask = key_mask[:, None, None, :] if key_mask.ndim == 2 else key_mask[:, None]
+      logits = logits + jnp.where(mask, 0.0, MASK_VALUE).astype(logits.dtype)
     att = jax.nn.softmax(logits, axis=-1)
     out = jnp.einsum('bhqk,bkhd->bqhd', att, v).reshape(q.shape[:2] + (self.dims,))
     return proj('m')(out)

@@ -56,6 +56,13 @@ def base() -> ml_collections.ConfigDict:
   m.class_prior = 0.01          # σ(class logit) at init, via the bias [assumed] (focal-loss
                                 # detectors: Deformable DETR 0.01); 0.5: a zero bias.
   m.detach_spans = True         # stop-gradient on R between steps [assumed] (Deformable DETR).
+  # Denoising queries [assumed, not SDST's] (DN-DETR; projects/sdst/denoising.py): in training,
+  # dn_groups copies of the GT windows with moved edges join the decoder, each supervised
+  # towards its own window without matching. 0 = off (SDST as published).
+  m.dn_groups = 0
+  m.dn_noise = 0.4              # each edge moves by < dn_noise·w/2 (DN-DETR 0.4; DINO 1.0).
+  m.dn_negatives = False        # DINO's contrastive negatives: a second copy per window moved by
+                                # dn_noise..2·dn_noise half-widths, labelled background.
   m.text_pooling = 'mean'       # pooled text for saliency: 'mean' over valid tokens [assumed];
                                 # alt. 'attention' (R²-Tuning's AdaPooling).
   m.max_num_clips = 1024        # longest video `jaxvg.Predictor` grounds, in clips (bounds its
@@ -84,6 +91,8 @@ def base() -> ml_collections.ConfigDict:
   # L_align (λ7): SampledNCE video–text alignment along the batch and along the layers.
   loss.video_align_weight = 0.1   # [assumed] R²-Tuning's video-level InfoNCE weight.
   loss.layer_align_weight = 0.1   # [assumed] R²-Tuning's layer-level weight.
+  loss.dn_weight = 1.0          # denoising queries' terms, times the matched terms' weights
+                                # (only with model.dn_groups; DN-DETR: 1).
 
   post = c.post = ml_collections.ConfigDict()
   post.score = 'cls_x_actionness'   # ranking score: 'cls' or 'cls_x_actionness' [assumed].

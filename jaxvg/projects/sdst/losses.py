@@ -103,6 +103,33 @@ def moment_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   return dict(loss_cls=loss_cls, loss_l1=loss_l1, loss_giou=loss_giou, loss_actionness=loss_act)
 
 
+def denoising_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
+                     cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """The denoising queries' terms (`jaxvg.projects.sdst.denoising`; no matching: each query's GT
+  is the window it was noised from): focal classification (positives 1, negatives 0), L1 and
+  GIoU on the positives, actionness; summed over steps, each step normalised by the number of
+  positive queries of real windows (DN-DETR), actionness by the number of real queries."""
+  logits, spans, actionness = outputs['dn_logits'], outputs['dn_spans'], outputs['dn_actionness']
+  index, positive = outputs['dn_index'], outputs['dn_positive']
+  b = logits.shape[0]
+  real = (jnp.asarray(batch['window_mask'], bool) & _sample_mask(batch, b)[:, None])[:, index]
+  real = real[:, None]                                                      # (B, 1, N)
+  positive = real & positive
+  num = jnp.maximum(positive.sum(), 1.0)
+  target = normalized_windows(batch)[:, None, index]                        # (B, 1, N, 2)
+  labels = jnp.broadcast_to(positive, logits.shape).astype(jnp.float32)
+  focal = sigmoid_focal(logits, labels, cfg.focal_alpha, cfg.focal_gamma)
+  iou, giou = temporal_iou_and_giou(cxw_to_xx(spans), cxw_to_xx(target))
+  act_target = (jnp.where(positive, jax.lax.stop_gradient(iou), 0.0)
+                if cfg.actionness_target == 'iou' else labels)
+  act = jnp.abs(jax.nn.sigmoid(actionness) - act_target)
+  return dict(
+      loss_dn_cls=jnp.where(real, focal, 0.0).sum() / num,
+      loss_dn_l1=jnp.where(positive, jnp.abs(spans - target).sum(-1), 0.0).sum() / num,
+      loss_dn_giou=jnp.where(positive, 1 - giou, 0.0).sum() / num,
+      loss_dn_actionness=jnp.where(real, act, 0.0).sum() / jnp.maximum(real.sum(), 1.0))
+
+
 def highlight_loss(saliency: jax.Array, batch: Mapping[str, Any], temperature: float
                    ) -> jax.Array:
   """InfoNCE of cosine saliencies (B, S, T) over clips: every relevant clip (target saliency > 0)
@@ -145,6 +172,8 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   """(SDST outputs, batch, config) -> (total loss, dict of unweighted terms)."""
   cfg = config.loss
   terms = moment_losses(outputs, batch, cfg)
+  if 'dn_logits' in outputs:
+    terms.update(denoising_losses(outputs, batch, cfg))
   saliency = outputs['saliency_steps'] if cfg.hd_all_steps else outputs['saliency'][:, None]
   terms['loss_hd'] = highlight_loss(saliency, batch, cfg.temperature)
   terms.update(alignment_losses(outputs, batch, cfg.temperature))
@@ -152,6 +181,8 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
                  loss_actionness=cfg.actionness_weight, loss_hd=cfg.hd_weight,
                  loss_video_align=cfg.video_align_weight,
                  loss_layer_align=cfg.layer_align_weight)
+  for name in ('cls', 'l1', 'giou', 'actionness'):     # the matched terms' weights, scaled
+    weights[f'loss_dn_{name}'] = cfg.dn_weight * weights[f'loss_{name}']
   total = sum(weights[name] * value for name, value in terms.items())
   return total, terms
 

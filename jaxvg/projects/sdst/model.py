@@ -35,6 +35,8 @@ from jaxvg.modules.layers import Dropout, LayerNorm, Linear
 from jaxvg.modules.pooling import AdaPooling, query_guided_pooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.transformer import DecoderLayer, FeedForward
+from jaxvg.projects.sdst import denoising as dn
+from jaxvg.projects.sdst.losses import normalized_windows
 
 VIDEO_ATTENTIONS = ('rdsa', 'deformable', 'cross')
 CLIP_POOLINGS = ('cls', 'mean', 'query')
@@ -91,8 +93,8 @@ class SparseLayer(nn.Module):
 
   @nn.compact
   def __call__(self, h: jax.Array, spans: jax.Array, text: jax.Array, text_mask: jax.Array,
-               dense: jax.Array, dense_mask: jax.Array, dense_pe: jax.Array
-               ) -> tuple[jax.Array, jax.Array | None]:
+               dense: jax.Array, dense_mask: jax.Array, dense_pe: jax.Array,
+               query_att_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
     cfg = self.config
     dims, heads = cfg.dims, cfg.num_heads
     drop = DropPath(cfg.droppath)
@@ -102,7 +104,8 @@ class SparseLayer(nn.Module):
     h = residual(h, MultiHeadAttention(dims, heads, name='cross_att')(h + pos, text, text,
                                                                      text_mask), 'cross_att_norm')
     q = h + pos
-    h = residual(h, MultiHeadAttention(dims, heads, name='self_att')(q, q, h), 'self_att_norm')
+    h = residual(h, MultiHeadAttention(dims, heads, name='self_att')(q, q, h, query_att_mask),
+                 'self_att_norm')
     positions = None
     if cfg.video_attention == 'rdsa':
       out, positions = ReferenceDeformableSelfAttention(
@@ -134,11 +137,12 @@ class SDSTStep(nn.Module):
     """carry = (D (B,T,F), H (B,M,F), R (B,M,2)); xs = (layer index (), β (), use β (),
     pooling scale ()); consts = (video (B,T,K,Dv) or CLIP tokens (B,T,K,P,Dv) for
     `clip_pooling='query'`, query (B,L,K,Dq), tef (B,T,2) or None, video_mask (B,T),
-    query_mask (B,L), pe (B,T,F)). Returns the new carry and this step's predictions."""
+    query_mask (B,L), pe (B,T,F), the decoder queries' self-attention mask (B,M,M) or None).
+    Returns the new carry and this step's predictions."""
     cfg = self.config
     dense, hidden, spans = carry
     layer, beta, use_beta, pool_scale = xs
-    video, query, tef, video_mask, query_mask, pe = consts
+    video, query, tef, video_mask, query_mask, pe, query_att_mask = consts
     video = jax.lax.dynamic_index_in_dim(video, layer, axis=2, keepdims=False)
     query = jax.lax.dynamic_index_in_dim(query, layer, axis=2, keepdims=False)
     t = InputProjection(cfg.dims, cfg.dropout, name='query_map')(query, self.train)
@@ -168,7 +172,7 @@ class SDSTStep(nn.Module):
     # Sparse stream; the video attention reads D^{l+1} ('updated') or the fused D^l ('fused').
     evidence = new_dense if cfg.rdsa_dense == 'updated' else fused
     hidden, positions = SparseLayer(cfg, self.train, name='sparse')(
-        hidden, spans, t, query_mask, evidence, video_mask, pe)
+        hidden, spans, t, query_mask, evidence, video_mask, pe, query_att_mask)
 
     # Shared heads: foreground logit, span refinement in inverse-sigmoid space, actionness.
     logits = nn.Dense(1, kernel_init=init.torch_kernel_init,
@@ -199,11 +203,14 @@ class SDST(nn.Module):
   """The full model: `apply({'params': p}, batch, train=..., rngs={'dropout', 'droppath'})`.
 
   batch: video (B,T,K,Dv) pooled clip features, or (B,T,K,P,Dv) tokens pooled here by
-  `model.clip_pooling` (CLS, mean, or in each step under the query); video_mask (B,T); query (B,L,K,Dq); query_mask (B,L).
+  `model.clip_pooling` (CLS, mean, or in each step under the query); video_mask (B,T);
+  query (B,L,K,Dq); query_mask (B,L); in training with `model.dn_groups` also windows (B,G,2)
+  and window_mask (B,G) (the denoising queries' GT).
   Outputs: logits, actionness (B,K,M); spans (B,K,M,2) (centre, width) in [0,1] of the true
   length; saliency_steps (B,K,T); saliency (B,T) (last step); video_emb (B,K,T,F); text_emb
   (B,K,F); dense (B,T,F); video_mask (B,T); sampling_positions (B,K,M,heads,points) with a
-  deformable video attention.
+  deformable video attention. With denoising queries (training only): dn_logits, dn_actionness
+  (B,K,N), dn_spans (B,K,N,2), and their GT index dn_index (N,) and dn_positive (N,).
   """
   config: ml_collections.ConfigDict
 
@@ -237,10 +244,25 @@ class SDST(nn.Module):
 
     hidden0 = self.param('query_hidden', nn.initializers.normal(0.02), (m, dims))
     spans0 = self.param('query_spans', _uniform_span_logits, (m, 2))
-    carry = (jnp.zeros((b, t, dims), jnp.float32),
-             jnp.broadcast_to(hidden0, (b, m, dims)),
-             jnp.broadcast_to(jax.nn.sigmoid(spans0), (b, m, 2)))
-    consts = (video, query, tef, video_mask, query_mask, pe)
+    hidden = jnp.broadcast_to(hidden0, (b, m, dims))
+    spans = jnp.broadcast_to(jax.nn.sigmoid(spans0), (b, m, 2))
+    query_att_mask, denoising = None, {}
+    if cfg.dn_groups:
+      # [assumed, not SDST's] DN-DETR's denoising queries (jaxvg/projects/sdst/denoising.py):
+      # one learned content vector, started at noised GT spans, in training only.
+      dn_hidden = self.param('dn_hidden', nn.initializers.normal(0.02), (dims,))
+      if train:
+        dn_spans, index, positive = dn.noised_spans(
+            self.make_rng('dropout'), normalized_windows(batch), cfg.dn_groups, cfg.dn_noise,
+            cfg.dn_negatives)
+        slots = jnp.asarray(batch['window_mask'], bool)[:, index]
+        hidden = jnp.concatenate(
+            [hidden, jnp.broadcast_to(dn_hidden, (b, index.shape[0], dims))], axis=1)
+        spans = jnp.concatenate([spans, dn_spans], axis=1)
+        query_att_mask = dn.attention_mask(m, cfg.dn_groups, slots)
+        denoising = dict(dn_index=index, dn_positive=positive)
+    carry = (jnp.zeros((b, t, dims), jnp.float32), hidden, spans)
+    consts = (video, query, tef, video_mask, query_mask, pe, query_att_mask)
     if cfg.scan:
       step = nn.scan(SDSTStep, variable_broadcast='params',
                      split_rngs={'params': False, 'dropout': True, 'droppath': True},
@@ -257,6 +279,12 @@ class SDST(nn.Module):
       dense = carry[0]
       steps = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     outputs = {name: jnp.moveaxis(value, 0, 1) for name, value in steps.items()}
+    if denoising:
+      for name in ('logits', 'actionness', 'spans'):
+        outputs[name], outputs[f'dn_{name}'] = outputs[name][:, :, :m], outputs[name][:, :, m:]
+      if 'sampling_positions' in outputs:
+        outputs['sampling_positions'] = outputs['sampling_positions'][:, :, :m]
+      outputs.update(denoising)
     outputs['saliency_steps'] = outputs.pop('saliency')
     outputs['saliency'] = outputs['saliency_steps'][:, -1]
     outputs.update(dense=dense, video_mask=video_mask)

@@ -19,8 +19,8 @@ from jaxvg.projects.sdst.predictor import VideoPredictor
 
 
 # The sparse stream: the decoder queries, their layer and the heads that read them.
-SPARSE_PARAMS = (('query_hidden',), ('query_spans',), ('step', 'sparse'), ('step', 'class_head'),
-                 ('step', 'span_head'), ('step', 'actionness_head'))
+SPARSE_PARAMS = (('query_hidden',), ('query_spans',), ('dn_hidden',), ('step', 'sparse'),
+                 ('step', 'class_head'), ('step', 'span_head'), ('step', 'actionness_head'))
 
 
 def build_model(config: ml_collections.ConfigDict) -> SDST:
