@@ -60,6 +60,10 @@ def base() -> ml_collections.ConfigDict:
   # dn_groups copies of the GT windows with moved edges join the decoder, each supervised
   # towards its own window without matching. 0 = off (SDST as published).
   m.dn_groups = 0
+  # Where the decoder's first references come from: 'learned' (a table, as DAB-DETR; SDST's
+  # reading) or 'dense' [assumed, not SDST's] (DINO's mixed query selection: the top-M clips of
+  # a per-clip proposal head on the first step's dense stream; projects/sdst/proposals.py).
+  m.query_selection = 'learned'
   m.dn_noise = 0.4              # each edge moves by < dn_noise·w/2 (DN-DETR 0.4; DINO 1.0).
   m.dn_negatives = False        # DINO's contrastive negatives: a second copy per window moved by
                                 # dn_noise..2·dn_noise half-widths, labelled background.
@@ -91,6 +95,8 @@ def base() -> ml_collections.ConfigDict:
   # L_align (λ7): SampledNCE video–text alignment along the batch and along the layers.
   loss.video_align_weight = 0.1   # [assumed] R²-Tuning's video-level InfoNCE weight.
   loss.layer_align_weight = 0.1   # [assumed] R²-Tuning's layer-level weight.
+  loss.proposal_weight = 1.0    # the proposal head's terms (query_selection='dense'), times the
+                                # matched terms' weights.
   loss.dn_weight = 1.0          # denoising queries' terms, times the matched terms' weights
                                 # (only with model.dn_groups; DN-DETR: 1).
 

@@ -20,6 +20,7 @@ from jaxvg.losses.contrastive import info_nce_loss, logit_scale
 from jaxvg.losses.spans import cxw_to_xx, pairwise_iou_and_giou, temporal_iou_and_giou, xx_to_cxw
 from jaxvg.modules.attention import MASK_VALUE
 from jaxvg.modules.matching import batched_hungarian_match
+from jaxvg.projects.sdst.proposals import clip_targets
 
 
 def sigmoid_focal(logits: jax.Array, targets: jax.Array, alpha: float, gamma: float) -> jax.Array:
@@ -130,6 +131,28 @@ def denoising_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
       loss_dn_actionness=jnp.where(real, act, 0.0).sum() / jnp.maximum(real.sum(), 1.0))
 
 
+def proposal_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
+                    cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """The per-clip proposal head's terms (`jaxvg.projects.sdst.proposals`): focal classification
+  of every valid clip (positive: its centre inside a GT window), L1 and GIoU of the positives'
+  spans against their window; summed over steps, each normalised by the positive clips."""
+  logits, spans = outputs['proposal_logits'], outputs['proposal_spans']      # (B,K,T), (B,K,T,2)
+  b = logits.shape[0]
+  sample_mask = _sample_mask(batch, b)
+  video_mask = jnp.asarray(batch['video_mask'], bool) & sample_mask[:, None]
+  gt_mask = jnp.asarray(batch['window_mask'], bool) & sample_mask[:, None]
+  positive, target = clip_targets(normalized_windows(batch), gt_mask, video_mask)
+  positive, target, valid = positive[:, None], target[:, None], video_mask[:, None]
+  num = jnp.maximum(positive.sum(), 1.0)
+  focal = sigmoid_focal(logits, jnp.broadcast_to(positive, logits.shape).astype(jnp.float32),
+                        cfg.focal_alpha, cfg.focal_gamma)
+  _, giou = temporal_iou_and_giou(cxw_to_xx(spans), cxw_to_xx(target))
+  return dict(
+      loss_proposal_cls=jnp.where(valid, focal, 0.0).sum() / num,
+      loss_proposal_l1=jnp.where(positive, jnp.abs(spans - target).sum(-1), 0.0).sum() / num,
+      loss_proposal_giou=jnp.where(positive, 1 - giou, 0.0).sum() / num)
+
+
 def highlight_loss(saliency: jax.Array, batch: Mapping[str, Any], temperature: float
                    ) -> jax.Array:
   """InfoNCE of cosine saliencies (B, S, T) over clips: every relevant clip (target saliency > 0)
@@ -174,6 +197,8 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   terms = moment_losses(outputs, batch, cfg)
   if 'dn_logits' in outputs:
     terms.update(denoising_losses(outputs, batch, cfg))
+  if 'proposal_logits' in outputs:
+    terms.update(proposal_losses(outputs, batch, cfg))
   saliency = outputs['saliency_steps'] if cfg.hd_all_steps else outputs['saliency'][:, None]
   terms['loss_hd'] = highlight_loss(saliency, batch, cfg.temperature)
   terms.update(alignment_losses(outputs, batch, cfg.temperature))
@@ -183,6 +208,8 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
                  loss_layer_align=cfg.layer_align_weight)
   for name in ('cls', 'l1', 'giou', 'actionness'):     # the matched terms' weights, scaled
     weights[f'loss_dn_{name}'] = cfg.dn_weight * weights[f'loss_{name}']
+  for name in ('cls', 'l1', 'giou'):
+    weights[f'loss_proposal_{name}'] = cfg.proposal_weight * weights[f'loss_{name}']
   total = sum(weights[name] * value for name, value in terms.items())
   return total, terms
 

@@ -36,6 +36,7 @@ from jaxvg.modules.pooling import AdaPooling, query_guided_pooling
 from jaxvg.modules.positions import sinusoidal_positions, temporal_endpoint_feature
 from jaxvg.modules.transformer import DecoderLayer, FeedForward
 from jaxvg.projects.sdst import denoising as dn
+from jaxvg.projects.sdst import proposals
 from jaxvg.projects.sdst.losses import normalized_windows
 
 VIDEO_ATTENTIONS = ('rdsa', 'deformable', 'cross')
@@ -168,6 +169,20 @@ class SDSTStep(nn.Module):
                              cfg.dense_pre_norm, name='dense')(fused, t, pe, video_mask,
                                                               query_mask, self.train)
     new_dense = jnp.where(video_mask[..., None], new_dense, 0.0)
+    step = {}
+    if cfg.query_selection == 'dense':
+      # [assumed, not SDST's] DINO's mixed query selection (jaxvg/projects/sdst/proposals.py):
+      # the first step's references are the spans of the clips the proposal head scores best.
+      step['proposal_logits'], step['proposal_spans'] = proposals.ProposalHead(
+          cfg.dims, prior_logit(cfg.class_prior), name='proposal_head')(
+              new_dense, video_mask.sum(-1))
+      m = cfg.num_queries
+      selected = proposals.select(step['proposal_logits'], step['proposal_spans'], video_mask,
+                                  spans[:, :m])
+      spans = jnp.where(use_beta, spans, jnp.concatenate([selected, spans[:, m:]], axis=1))
+    elif cfg.query_selection != 'learned':
+      raise ValueError(f"config.model.query_selection must be 'learned' or 'dense', got "
+                       f'{cfg.query_selection!r}')
 
     # Sparse stream; the video attention reads D^{l+1} ('updated') or the fused D^l ('fused').
     evidence = new_dense if cfg.rdsa_dense == 'updated' else fused
@@ -192,7 +207,7 @@ class SDSTStep(nn.Module):
                        f'{cfg.text_pooling!r}')
     saliency = jnp.where(video_mask, masked_cosine(new_dense, text_emb[:, None]), 0.0)
     next_spans = jax.lax.stop_gradient(new_spans) if cfg.detach_spans else new_spans
-    step = dict(logits=logits, spans=new_spans, actionness=actionness, saliency=saliency,
+    step.update(logits=logits, spans=new_spans, actionness=actionness, saliency=saliency,
                 video_emb=v, text_emb=text_emb)
     if positions is not None:
       step['sampling_positions'] = positions
@@ -210,7 +225,8 @@ class SDST(nn.Module):
   length; saliency_steps (B,K,T); saliency (B,T) (last step); video_emb (B,K,T,F); text_emb
   (B,K,F); dense (B,T,F); video_mask (B,T); sampling_positions (B,K,M,heads,points) with a
   deformable video attention. With denoising queries (training only): dn_logits, dn_actionness
-  (B,K,N), dn_spans (B,K,N,2), and their GT index dn_index (N,) and dn_positive (N,).
+  (B,K,N), dn_spans (B,K,N,2), and their GT index dn_index (N,) and dn_positive (N,). With
+  `model.query_selection='dense'`: proposal_logits (B,K,T), proposal_spans (B,K,T,2).
   """
   config: ml_collections.ConfigDict
 

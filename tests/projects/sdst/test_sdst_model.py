@@ -22,14 +22,16 @@ def _init(config, batch):
 
 
 # 'deformable' differs from 'rdsa' only in where its offsets come from (the same sampling).
-@pytest.mark.parametrize('attention,pooling', [('rdsa', 'cls'), ('cross', 'cls'),
-                                               ('rdsa', 'query')])
-def test_padding_invariance(attention, pooling):
+@pytest.mark.parametrize('attention,pooling,selection', [
+    ('rdsa', 'cls', 'learned'), ('cross', 'cls', 'learned'), ('rdsa', 'query', 'learned'),
+    ('rdsa', 'cls', 'dense')])
+def test_padding_invariance(attention, pooling, selection):
   """A bucketed batch (padded clips, tokens, windows and one padding sample) gives every real
   sample what it gets alone at its exact length; 'query' pools 4 CLIP tokens per clip under the
-  query (a non-zero pooling scale, so the pooling counts)."""
+  query (a non-zero pooling scale, so the pooling counts); 'dense' selects the first references
+  from the clips (padded clips must never be chosen)."""
   config = tiny_config(video_attention=attention, clip_pooling=pooling,
-                       num_tokens=4 if pooling == 'query' else 0)
+                       num_tokens=4 if pooling == 'query' else 0, query_selection=selection)
   samples = _samples(config)
   batch = collate(samples + [None], 16, 8, 4)
   model = SDST(config.model)
@@ -46,6 +48,9 @@ def test_padding_invariance(attention, pooling):
     np.testing.assert_allclose(padded['saliency_steps'][i, :, :n], alone['saliency_steps'][0],
                                atol=2e-5)
     np.testing.assert_array_equal(padded['saliency'][i, n:], 0.0)
+    if selection == 'dense':
+      np.testing.assert_allclose(padded['proposal_logits'][i, :, :n],
+                                 alone['proposal_logits'][0], atol=2e-5)
 
 
 def test_loss_ignores_padding_samples():
