@@ -42,8 +42,8 @@ def get_config(size: str = 'default'):
   m.pool_scale_init = 0.5
   # [assumed, not SDST's] The decoder's first references from the best clips of a per-clip
   # proposal head on the dense stream (DINO's mixed query selection): the mean epoch-6 val
-  # MR-mAP over seeds 0-4 rose from 29.1 (learned references) to 43.8, R²-Tuning's being 42.0
-  # (docs/sdst.md). Chosen on the val split the comparison reports.
+  # MR-mAP over seeds 0-4 rose from 29.1 (learned references) to 43.8, R²-Tuning's being 42.0;
+  # over seeds 0-5 42.6 vs 42.2 (docs/sdst.md). Chosen on the val split the comparison reports.
   m.query_selection = 'dense'
   m.num_layers = 4                  # as R²-Tuning's synthetic run: the same frozen layers.
   m.dims = 128
