@@ -138,7 +138,8 @@ class SDSTStep(nn.Module):
     """carry = (D (B,T,F), H (B,M,F), R (B,M,2)); xs = (layer index (), β (), use β (),
     pooling scale ()); consts = (video (B,T,K,Dv) or CLIP tokens (B,T,K,P,Dv) for
     `clip_pooling='query'`, query (B,L,K,Dq), tef (B,T,2) or None, video_mask (B,T),
-    query_mask (B,L), pe (B,T,F), the decoder queries' self-attention mask (B,M,M) or None).
+    query_mask (B,L), pe (B,T,F), the decoder queries' self-attention mask (B,Q,Q) or None:
+    Q = M matching queries, then any denoising ones).
     Returns the new carry and this step's predictions."""
     cfg = self.config
     dense, hidden, spans = carry
