@@ -116,19 +116,13 @@ def denoising_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   real = (jnp.asarray(batch['window_mask'], bool) & _sample_mask(batch, b)[:, None])[:, index]
   real = real[:, None]                                                      # (B, 1, N)
   positive = real & positive
-  num = jnp.maximum(positive.sum(), 1.0)
   target = normalized_windows(batch)[:, None, index]                        # (B, 1, N, 2)
-  labels = jnp.broadcast_to(positive, logits.shape).astype(jnp.float32)
-  focal = sigmoid_focal(logits, labels, cfg.focal_alpha, cfg.focal_gamma)
-  iou, giou = temporal_iou_and_giou(cxw_to_xx(spans), cxw_to_xx(target))
+  (cls, l1, giou), iou = _assigned_span_terms(logits, spans, target, positive, real, cfg)
   act_target = (jnp.where(positive, jax.lax.stop_gradient(iou), 0.0)
-                if cfg.actionness_target == 'iou' else labels)
+                if cfg.actionness_target == 'iou' else positive.astype(jnp.float32))
   act = jnp.abs(jax.nn.sigmoid(actionness) - act_target)
-  return dict(
-      loss_dn_cls=jnp.where(real, focal, 0.0).sum() / num,
-      loss_dn_l1=jnp.where(positive, jnp.abs(spans - target).sum(-1), 0.0).sum() / num,
-      loss_dn_giou=jnp.where(positive, 1 - giou, 0.0).sum() / num,
-      loss_dn_actionness=jnp.where(real, act, 0.0).sum() / jnp.maximum(real.sum(), 1.0))
+  return dict(loss_dn_cls=cls, loss_dn_l1=l1, loss_dn_giou=giou,
+              loss_dn_actionness=jnp.where(real, act, 0.0).sum() / jnp.maximum(real.sum(), 1.0))
 
 
 def proposal_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
@@ -142,15 +136,25 @@ def proposal_losses(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
   video_mask = jnp.asarray(batch['video_mask'], bool) & sample_mask[:, None]
   gt_mask = jnp.asarray(batch['window_mask'], bool) & sample_mask[:, None]
   positive, target = clip_targets(normalized_windows(batch), gt_mask, video_mask)
-  positive, target, valid = positive[:, None], target[:, None], video_mask[:, None]
+  (cls, l1, giou), _ = _assigned_span_terms(logits, spans, target[:, None], positive[:, None],
+                                             video_mask[:, None], cfg)
+  return dict(loss_proposal_cls=cls, loss_proposal_l1=l1, loss_proposal_giou=giou)
+
+
+def _assigned_span_terms(logits: jax.Array, spans: jax.Array, target: jax.Array,
+                         positive: jax.Array, valid: jax.Array, cfg: ml_collections.ConfigDict
+                         ) -> tuple[tuple[jax.Array, jax.Array, jax.Array], jax.Array]:
+  """Terms of predictions whose GT is fixed (no matching): focal over `valid` (`positive` ones
+  labelled 1), L1 and 1 − GIoU over `positive`, each summed and divided by the positives; and
+  the IoU of every span with its target. Masks broadcast against logits (B, K, N)."""
   num = jnp.maximum(positive.sum(), 1.0)
-  focal = sigmoid_focal(logits, jnp.broadcast_to(positive, logits.shape).astype(jnp.float32),
-                        cfg.focal_alpha, cfg.focal_gamma)
-  _, giou = temporal_iou_and_giou(cxw_to_xx(spans), cxw_to_xx(target))
-  return dict(
-      loss_proposal_cls=jnp.where(valid, focal, 0.0).sum() / num,
-      loss_proposal_l1=jnp.where(positive, jnp.abs(spans - target).sum(-1), 0.0).sum() / num,
-      loss_proposal_giou=jnp.where(positive, 1 - giou, 0.0).sum() / num)
+  labels = jnp.broadcast_to(positive, logits.shape).astype(jnp.float32)
+  focal = sigmoid_focal(logits, labels, cfg.focal_alpha, cfg.focal_gamma)
+  iou, giou = temporal_iou_and_giou(cxw_to_xx(spans), cxw_to_xx(target))
+  terms = (jnp.where(valid, focal, 0.0).sum() / num,
+           jnp.where(positive, jnp.abs(spans - target).sum(-1), 0.0).sum() / num,
+           jnp.where(positive, 1 - giou, 0.0).sum() / num)
+  return terms, iou
 
 
 def highlight_loss(saliency: jax.Array, batch: Mapping[str, Any], temperature: float
