@@ -63,6 +63,11 @@ def get_config(size: str = 'default'):
   c.model.swin_tower.update({'embed_dim': 32, 'depths': (2, 2), 'heads': (2, 4),
                              'window': (8, 6, 8), 'patch': (1, 8, 8)})
   c.model.swin_dims = 64
+  # [assumed, not CG-STVG's] The span from the predicted tube's motion matched to the query
+  # (model.TubeSpan), its small head at 10x the base lr: the toy Video-Swin does not give the
+  # official decoder the motion it needs to find the span (docs/cgstvg.md).
+  c.model.tube_span.enabled = True
+  c.optim.groups.tube_span = {'lr_scale': 10.0}
   c.model.enc_layers = 2
   c.model.dec_layers = 3
   c.model.ffn_dims = 64

@@ -53,6 +53,15 @@ def base_config() -> ml_collections.ConfigDict:
       'embed_dim': 96, 'depths': (2, 2, 6, 2), 'heads': (3, 6, 12, 24), 'window': (8, 7, 7),
       'patch': (1, 4, 4),         # the map CG-STVG reads: stride patch x 2^(stages-1) (32 here)
       'patch_frames': 0})         # frames per patch embedding (0: patch[0], Video-Swin's)
+  # [assumed, not CG-STVG's] model.TubeSpan: the span from the final predicted tube's motion
+  # (each box's change to the neighbouring frames, times motion_scale: normalised boxes move a
+  # few hundredths a frame) matched to the pooled query, beside frame_channels of the temporal
+  # decoder's hidden state, through a convolution of `kernel` frames; the post-processor then
+  # reads that span. Off officially: the official span sees motion only through the frozen
+  # Kinetics Video-Swin.
+  m.tube_span = ml_collections.ConfigDict({'enabled': False, 'motion_scale': 10.0,
+                                           'frame_channels': 8, 'kernel': 3,
+                                           'conv_layers': 2, 'conv_width': 32})
   m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
   # Official MLPs drop out their output logits too; False drops hidden activations only.
   m.head_dropout_logits = True
@@ -125,6 +134,7 @@ def base_config() -> ml_collections.ConfigDict:
   loss.eos = 0.3
   loss.sigma = 2.0
   loss.aux = True
+  loss.tube_span = 1.0            # model.tube_span's span terms: x loss.sted and x loss.actioness
   # The official confidence target (IoU of the predicted box) is not detached, so loss_conf
   # also trains the boxes; False detaches it.
   loss.conf_target_gradient = True

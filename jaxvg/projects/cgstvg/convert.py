@@ -82,15 +82,20 @@ def official_name(path: tuple[str, ...]) -> str:
   return '.'.join([head, *(_segment(m) for m in rest), leaf])
 
 
+# Flax kernel axes -> torch's: Linear (in, out) -> (out, in); Conv1d (k, in, out) -> (out, in, k)
+# (model.tube_span's, not official); Conv2d (kh, kw, in, out) -> (out, in, kh, kw).
+_TORCH_AXES = {2: (1, 0), 3: (2, 1, 0), 4: (3, 2, 0, 1)}
+
+
 def _to_official_layout(path: tuple[str, ...], value: np.ndarray) -> np.ndarray:
   if path[-1] == 'kernel':
-    return value.T if value.ndim == 2 else value.transpose(3, 2, 0, 1)
+    return value.transpose(_TORCH_AXES[value.ndim])
   return value
 
 
 def _from_official_layout(path: tuple[str, ...], value: np.ndarray) -> np.ndarray:
   if path[-1] == 'kernel':
-    return value.T if value.ndim == 2 else value.transpose(2, 3, 1, 0)
+    return value.transpose(np.argsort(_TORCH_AXES[value.ndim]))
   return value
 
 

@@ -26,9 +26,10 @@ from jaxvg.losses.boxes import cxcywh_to_xyxy, paired_giou, paired_iou
 EPS = 1e-6
 
 
-def _per_video_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  """(B, T) -> (B,) mean over the masked frames (0 for a video without any)."""
-  return (values * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1)
+def _video_mean(values: jax.Array, mask: jax.Array, has_gt: jax.Array) -> jax.Array:
+  """(B, T) -> each video's mean over its `mask`ed frames, averaged over the videos `has_gt`."""
+  per_video = (values * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1)
+  return jnp.where(has_gt, per_video, 0).sum() / jnp.maximum(has_gt.sum(), 1)
 
 
 def _gaussian_target(index: jax.Array, length: int, sigma: float) -> jax.Array:
@@ -53,9 +54,6 @@ def layer_losses(boxes: jax.Array, conf: jax.Array, sted: jax.Array, actioness: 
   frame_mask = batch['frame_mask']
   span_mask = batch['in_span'] & frame_mask
   gt_mask = span_mask & batch['box_mask']
-  has_gt = span_mask.any(-1)
-  videos = jnp.maximum(has_gt.sum(), 1)
-  video_mean = lambda per_video: jnp.where(has_gt, per_video, 0).sum() / videos  # noqa: E731
   num_boxes = jnp.maximum(gt_mask.sum(), 1)
 
   pred_xyxy, gt_xyxy = cxcywh_to_xyxy(boxes), cxcywh_to_xyxy(batch['boxes'])
@@ -63,25 +61,36 @@ def layer_losses(boxes: jax.Array, conf: jax.Array, sted: jax.Array, actioness: 
   giou = paired_giou(pred_xyxy, gt_xyxy)
   iou, _ = paired_iou(pred_xyxy, gt_xyxy)
 
-  t = frame_mask.shape[1]
-  frames = jnp.arange(t)
-  start = jnp.where(span_mask, frames, t).min(-1)
-  end = jnp.where(span_mask, frames, -1).max(-1)
-  sted_kl = (_kl_to_target(sted[..., 0], _gaussian_target(start, t, config.loss.sigma), frame_mask)
-             + _kl_to_target(sted[..., 1], _gaussian_target(end, t, config.loss.sigma), frame_mask))
-
-  in_span = (frames >= start[:, None]) & (frames <= end[:, None])
-  weight = jnp.where(in_span, 1.0, config.loss.eos)
-  actioness_bce = weight * _bce_with_logits(actioness, span_mask.astype(actioness.dtype))
+  sted_kl, actioness_bce = span_terms(sted, actioness, batch, config)
   if not config.loss.conf_target_gradient:
     iou = jax.lax.stop_gradient(iou)
   conf_bce = _bce_with_logits(conf, iou)
 
   return {'loss_bbox': jnp.where(gt_mask, l1, 0).sum() / num_boxes,
           'loss_giou': jnp.where(gt_mask, 1 - giou, 0).sum() / num_boxes,
-          'loss_sted': video_mean(_per_video_mean(sted_kl, frame_mask)),
-          'loss_actioness': video_mean(_per_video_mean(actioness_bce, frame_mask)),
-          'loss_conf': video_mean(_per_video_mean(conf_bce, gt_mask))}
+          'loss_sted': sted_kl,
+          'loss_actioness': actioness_bce,
+          'loss_conf': _video_mean(conf_bce, gt_mask, span_mask.any(-1))}
+
+
+def span_terms(sted: jax.Array, actioness: jax.Array, batch: Mapping[str, Any],
+                config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+  """The span's two terms, each averaged over the videos that have a GT span: the KL of the
+  start/end logits (B, T, 2) to Gaussians at the GT edges, and the actioness (B, T) BCE."""
+  frame_mask = batch['frame_mask']
+  span_mask = batch['in_span'] & frame_mask
+  has_gt = span_mask.any(-1)
+  t = frame_mask.shape[1]
+  frames = jnp.arange(t)
+  start = jnp.where(span_mask, frames, t).min(-1)
+  end = jnp.where(span_mask, frames, -1).max(-1)
+  sted_kl = (_kl_to_target(sted[..., 0], _gaussian_target(start, t, config.loss.sigma), frame_mask)
+             + _kl_to_target(sted[..., 1], _gaussian_target(end, t, config.loss.sigma), frame_mask))
+  in_span = (frames >= start[:, None]) & (frames <= end[:, None])
+  weight = jnp.where(in_span, 1.0, config.loss.eos)
+  actioness_bce = weight * _bce_with_logits(actioness, span_mask.astype(actioness.dtype))
+  return (_video_mean(sted_kl, frame_mask, has_gt),
+          _video_mean(actioness_bce, frame_mask, has_gt))
 
 
 def _bce_with_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -91,13 +100,16 @@ def _bce_with_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
 def loss_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
   w = config.loss
   return {'loss_bbox': w.bbox, 'loss_giou': w.giou, 'loss_sted': w.sted,
-          'loss_actioness': w.actioness, 'loss_conf': w.conf}
+          'loss_actioness': w.actioness, 'loss_conf': w.conf,
+          'loss_tube_sted': w.sted * w.tube_span,
+          'loss_tube_actioness': w.actioness * w.tube_span}
 
 
 def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
             config: ml_collections.ConfigDict) -> tuple[jax.Array, dict[str, jax.Array]]:
   """(weighted total, every term): the last decoder layer's terms plus, with `loss.aux`, the
-  same terms of every earlier layer suffixed `_i`."""
+  same terms of every earlier layer suffixed `_i`; with `model.tube_span`, its span's terms
+  (`loss_tube_sted`, `loss_tube_actioness`)."""
   layers = outputs['boxes'].shape[0]
   weights = loss_weights(config)
   terms = {}
@@ -108,6 +120,9 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
     layer = layer_losses(outputs['boxes'][i], outputs['conf'][i], outputs['sted'][i],
                          outputs['actioness'][i], batch, config)
     terms.update({k + suffix: v for k, v in layer.items()})
+  if 'tube_sted' in outputs:
+    terms['loss_tube_sted'], terms['loss_tube_actioness'] = span_terms(
+        outputs['tube_sted'], outputs['tube_actioness'], batch, config)
   total = sum(weights[k.rsplit('_', 1)[0] if k[-1].isdigit() else k] * v
               for k, v in terms.items())
   return total, terms

@@ -110,6 +110,46 @@ class TimeDecoderLayer(nn.Module):
     return post_norm_ffn(tgt, self.dims, self.ffn_dims, drop, 'norm4')
 
 
+def tube_motion(boxes: jax.Array, frame_mask: jax.Array) -> jax.Array:
+  """(..., B, T, 4) boxes -> (..., B, T, 8): each frame's box change from the previous frame and
+  to the next one, zero where that neighbour is padding or beyond the clip (`frame_mask` (B, T))."""
+  before = frame_mask[:, :-1] & frame_mask[:, 1:]                # (B, T - 1): both frames valid
+  step = jnp.where(before[..., None], boxes[..., 1:, :] - boxes[..., :-1, :], 0)
+  pad = jnp.zeros(step.shape[:-2] + (1, 4), step.dtype)
+  return jnp.concatenate([jnp.concatenate([pad, step], -2),       # from the previous frame
+                          jnp.concatenate([step, pad], -2)], -1)  # to the next frame
+
+
+class TubeSpan(nn.Module):
+  """[assumed, not CG-STVG's] `model.tube_span`: a span from the predicted tube's motion matched
+  to the query.
+
+  The official temporal decoder must find the named object's motion in each frame's tokens
+  (officially through the frozen Kinetics Video-Swin). Here the final predicted tube says where
+  the object is in every frame, so its motion (each box's change to the neighbouring frames,
+  detached: the span does not move the boxes) is matched to the query: each motion feature is
+  weighted by a projection of the query's mean token (a bilinear match, so "moves left" can
+  pick leftward motion), beside a projection of the temporal decoder's final hidden state, and
+  a convolution over frames turns the result into start/end logits and an actioness."""
+  config: ml_collections.ConfigDict
+
+  @nn.compact
+  def __call__(self, hidden: jax.Array, boxes: jax.Array, query: jax.Array,
+               frame_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """hidden (B, T, d), boxes (B, T, 4), query (B, d) -> start/end logits (B, T, 2),
+    actioness (B, T)."""
+    s = self.config.model.tube_span
+    motion = tube_motion(jax.lax.stop_gradient(boxes), frame_mask) * s.motion_scale
+    matched = motion * nn.Dense(motion.shape[-1], name='query_motion')(query)[:, None]
+    frame = nn.Dense(s.frame_channels, name='frame_proj')(hidden)
+    x = jnp.where(frame_mask[..., None], jnp.concatenate([matched, frame], -1), 0)
+    for i in range(s.conv_layers - 1):
+      x = nn.relu(nn.Conv(s.conv_width, (s.kernel,), padding='SAME', name=f'temporal_conv_{i}')(x))
+      x = jnp.where(frame_mask[..., None], x, 0)
+    out = nn.Conv(3, (s.kernel,), padding='SAME', name='temporal_conv')(x)
+    return out[..., :2], out[..., 2]
+
+
 def roi_mean(features: jax.Array, boxes: jax.Array, grid_mask: jax.Array) -> jax.Array:
   """Mean of a (B, T, h, w, C) map inside each frame's (B, T, 4) normalised cxcywh box, with the
   official integer crop: x1, y1, y2 rounded, x2 ceiled, then clamped to at least one cell. Boxes
@@ -227,6 +267,8 @@ class CGSTVG(nn.Module):
     self.temp_embed = MLP(d, 2, 2, m.head_dropout, m.head_dropout_logits)
     self.action_embed = MLP(d, 1, 2, m.head_dropout, m.head_dropout_logits)
     self.spatial_decoder = SpatialDecoder(self.config, self.bbox_embed)
+    if m.tube_span.enabled:
+      self.tube_span = TubeSpan(self.config)
 
   def visual_grid(self, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """C5 (B, T, h, w, 2048) and its valid cells (B, h, w): the pixel mask resized by nearest
@@ -250,7 +292,8 @@ class CGSTVG(nn.Module):
 
   def encode(self, batch: Mapping[str, jax.Array], deterministic: bool):
     """The multimodal memory of every frame: (B, T, N, C) tokens [ResNet ; text ; Swin], their
-    decoder positions (B, N, C), the token mask, the frames' mean token and the valid grid."""
+    decoder positions (B, N, C), the token mask, the frames' mean token, the valid grid and the
+    query's own tokens (B, L, C) (resized, before the encoder mixes them with each frame)."""
     m = self.config.model
     c5, grid_mask = self.visual_grid(batch)
     self.sow('intermediates', 'c5', c5)
@@ -289,17 +332,19 @@ class CGSTVG(nn.Module):
     frames_cls = (x * valid).sum(2) / valid.sum(2)     # mean over the frame's tokens, text too
     self.sow('intermediates', 'encoded', x)
     self.sow('intermediates', 'frames_cls', frames_cls)
-    return x, jnp.concatenate(dec_pos, axis=1)[:, None], mask, frames_cls, grid_mask
+    return x, jnp.concatenate(dec_pos, axis=1)[:, None], mask, frames_cls, grid_mask, text
 
   def __call__(self, batch: Mapping[str, Any], train: bool = False,
                gt_context: bool | None = None) -> dict[str, jax.Array]:
     """Outputs per decoder layer (last = final): boxes (n, B, T, 4) normalised cxcywh, conf
-    (n, B, T) (a sum of sigmoids), sted (n, B, T, 2) start/end logits, actioness (n, B, T).
+    (n, B, T) (a sum of sigmoids), sted (n, B, T, 2) start/end logits, actioness (n, B, T);
+    with `model.tube_span`, also tube_sted (B, T, 2) and tube_actioness (B, T) (`TubeSpan`).
     `gt_context` (default: `train`) selects instance context from the ground-truth boxes."""
     m = self.config.model
     deterministic = not train
     gt_context = train if gt_context is None else gt_context
-    memory, memory_pos, memory_mask, frames_cls, grid_mask = self.encode(batch, deterministic)
+    memory, memory_pos, memory_mask, frames_cls, grid_mask, text = self.encode(batch,
+                                                                               deterministic)
     frame_mask = batch['frame_mask']
     b, t = frame_mask.shape
     time_embed = jnp.broadcast_to(sequence_sine_table(m.max_video_len + 1, m.hidden)[:t],
@@ -323,7 +368,13 @@ class CGSTVG(nn.Module):
     boxes, conf = self.spatial_decoder(anchors, time_embed, frame_mask, memory, memory_pos,
                                        memory_mask, grid_mask, actioness[-1], targets,
                                        deterministic)
-    return {'boxes': boxes, 'conf': conf, 'sted': sted, 'actioness': actioness}
+    outputs = {'boxes': boxes, 'conf': conf, 'sted': sted, 'actioness': actioness}
+    if m.tube_span.enabled:
+      weights = batch['text_mask'][..., None].astype(text.dtype)
+      query = (text * weights).sum(1) / weights.sum(1)               # the query's mean token
+      outputs['tube_sted'], outputs['tube_actioness'] = self.tube_span(
+          hidden[-1], boxes[-1], query, frame_mask)
+    return outputs
 
 
 def dummy_batch(config: ml_collections.ConfigDict, batch_size: int, frames: int = 2,

@@ -3,7 +3,8 @@
 
 Groups by official module name: 'backbone' (vis_encoder: the ResNet convs of
 `model.train_resnet_stages`, stage 0 being the stem), 'text' (text_encoder: RoBERTa and the
-resizer), 'temporal' (ground_decoder.time_decoder), 'base' (the rest), 'frozen' (the other
+resizer), 'temporal' (ground_decoder.time_decoder), 'tube_span' (`model.tube_span`, not
+official; scheduled as 'base'), 'base' (the rest), 'frozen' (the other
 ResNet convs, officially the stem and layer1, every frozen batch norm, and RoBERTa when
 `model.text.frozen`).
 `config.optim.groups` gives each its learning-rate scale (the engine's `jaxvg.train.optim` reads
@@ -23,7 +24,7 @@ from flax import traverse_util
 
 from jaxvg.projects.cgstvg.convert import official_name
 
-GROUPS = ('base', 'backbone', 'text', 'temporal')
+GROUPS = ('base', 'backbone', 'text', 'temporal', 'tube_span')
 _RESNET_CONV = re.compile(
     r'^vis_encoder\.0\.body\.(?:layer(\d)\.\d+\.(?:conv\d|downsample\.0)|conv1)\.weight$')
 
@@ -44,6 +45,8 @@ def label_of(key: str, config: ml_collections.ConfigDict) -> str:
     return 'frozen' if frozen else 'text'
   if key.startswith('ground_decoder.time_decoder.'):
     return 'temporal'
+  if key.startswith('tube_span.'):
+    return 'tube_span'
   return 'base'
 
 
@@ -83,7 +86,7 @@ def lr_schedules(config: ml_collections.ConfigDict, steps_per_epoch: int
 
   if o.schedule == 'multistep_with_warmup':
     factors = {'base': multistep, 'backbone': multistep, 'text': warmup_decay,
-               'temporal': warmup_decay}
+               'temporal': warmup_decay, 'tube_span': multistep}
   elif o.schedule == 'multistep_with_warmup_all':
     factors = dict.fromkeys(GROUPS, warmup_multistep)
   else:

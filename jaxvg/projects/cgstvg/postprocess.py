@@ -41,7 +41,8 @@ def convention(config: ml_collections.ConfigDict) -> str:
 
 def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],
                 config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-  """Outputs (numpy, decoder layers first: 'boxes' (n, B, T, 4), 'sted' (n, B, T, 2)) and the
+  """Outputs (numpy, decoder layers first: 'boxes' (n, B, T, 4), 'sted' (n, B, T, 2); with
+  `model.tube_span` 'tube_sted' (B, T, 2)) and the
   tube metadata ('qid', 'frame_ids' (B, T), 'frame_mask', 'width', 'height', 'sample_mask') ->
   one row {qid, span, frame_ids, boxes} per qid, span written as `convention(config)` reads it.
 
@@ -49,11 +50,13 @@ def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],
   frame_ids[e]] here; `tube_row` writes the dataset's convention."""
   frame_mask = np.asarray(metadata['frame_mask'], bool)
   sample_mask = np.asarray(metadata.get('sample_mask', np.ones(len(frame_mask), bool)), bool)
+  # the final layer's span, or model.tube_span's where the model has it
+  span_logits = outputs['tube_sted'] if 'tube_sted' in outputs else outputs['sted'][-1]
   spans, frames, boxes = {}, {}, {}
   for i in np.flatnonzero(sample_mask):
     valid = frame_mask[i]
     raw = np.asarray(metadata['frame_ids'][i])[valid]
-    s, e = best_span(*np.asarray(outputs['sted'][-1][i])[valid].T)
+    s, e = best_span(*np.asarray(span_logits[i])[valid].T)
     xyxy = np.maximum(cxcywh_to_xyxy(np.asarray(outputs['boxes'][-1][i])[valid],
                                      float(metadata['width'][i]), float(metadata['height'][i])), 0)
     qid = metadata['qid'][i]

@@ -114,12 +114,13 @@ def scene_batch(config: ml_collections.ConfigDict, tokenizer: RobertaTokenizer,
 
 
 def still_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The config the still scenes train: no temporal terms (one frame has no span) and no
-  Video-Swin branch (a still frame has no motion to see; the video run adds the branch's
-  modules fresh)."""
+  """The config the still scenes train: no temporal terms (one frame has no span, so no
+  `model.tube_span` either) and no Video-Swin branch (a still frame has no motion to see; the
+  video run adds the branch's modules fresh)."""
   still = ml_collections.ConfigDict(config.to_dict())
   still.loss.sted = still.loss.actioness = 0.0
   still.model.use_swin = False
+  still.model.tube_span.enabled = False
   return still
 
 
@@ -235,8 +236,8 @@ def cache_path(config: ml_collections.ConfigDict) -> str:
   model's config (pretraining fields included; not the Swin tower's), the frame size, the
   tokenizer and text length, the clip and weight decay."""
   data = config.data
-  model = {k: v for k, v in still_config(config).model.to_dict().items()
-           if not k.startswith('swin_')}              # the tower is not part of this model
+  model = {k: v for k, v in still_config(config).model.to_dict().items()   # neither the tower
+           if not k.startswith(('swin_', 'tube_span'))}   # nor the span is part of this model
   key = json.dumps({'model': model, 'frame': [data.height, data.width],
                     'optim': [config.optim.grad_clip, config.optim.weight_decay],
                     'pixel': [list(data.pixel_mean), list(data.pixel_std)],

@@ -50,7 +50,8 @@ def test_task_fits_a_batch():
   data = batch()
   params = jax.jit(model.init, compiler_options=FAST_COMPILE)(jax.random.key(0), data)['params']
   labels = training.param_labels(config, params)
-  assert labels is not None and set(jax.tree.leaves(labels)) == {'base', 'text', 'temporal'}
+  assert labels is not None and set(jax.tree.leaves(labels)) == {'base', 'text', 'temporal',
+                                                                 'tube_span'}
   tx = make_optimizer(config.optim, steps_per_epoch=100, labels=labels)
   opt_state = tx.init(params)
 
