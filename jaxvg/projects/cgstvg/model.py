@@ -120,6 +120,17 @@ def tube_motion(boxes: jax.Array, frame_mask: jax.Array) -> jax.Array:
                           jnp.concatenate([step, pad], -2)], -1)  # to the next frame
 
 
+def query_token(memory: jax.Array, grid_mask: jax.Array, text_mask: jax.Array,
+                frame_mask: jax.Array) -> jax.Array:
+  """(B, d): the query's text tokens in the encoder memory, averaged over the valid frames and
+  tokens (the memory is [visual ; text ; Swin] tokens per frame)."""
+  hw = grid_mask.shape[1] * grid_mask.shape[2]
+  valid = frame_mask[:, :, None, None].astype(memory.dtype)
+  text = (memory[:, :, hw:hw + text_mask.shape[1]] * valid).sum(1) / valid.sum(1)
+  weights = text_mask[..., None].astype(text.dtype)
+  return (text * weights).sum(1) / weights.sum(1)
+
+
 class TubeSpan(nn.Module):
   """[assumed, not CG-STVG's] `model.tube_span`: a span from the predicted tube's motion matched
   to the query.
@@ -128,17 +139,23 @@ class TubeSpan(nn.Module):
   (officially through the frozen Kinetics Video-Swin). Here the final predicted tube says where
   the object is in every frame, so its motion (each box's change to the neighbouring frames,
   detached: the span does not move the boxes) is matched to the query: each motion feature is
-  weighted by a projection of the query's mean token (a bilinear match, so "moves left" can
-  pick leftward motion), beside a projection of the temporal decoder's final hidden state, and
-  a convolution over frames turns the result into start/end logits and an actioness."""
+  weighted by a projection of the query's mean encoded token (a bilinear match, so "moves left"
+  can pick leftward motion), beside a projection of the temporal decoder's hidden state, and
+  convolutions over frames turn the result into start/end logits and an actioness. Applied to
+  every decoder layer's hidden state and boxes (one head; the earlier layers' spans are
+  auxiliary, as the official heads' are)."""
   config: ml_collections.ConfigDict
 
   @nn.compact
   def __call__(self, hidden: jax.Array, boxes: jax.Array, query: jax.Array,
                frame_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """hidden (B, T, d), boxes (B, T, 4), query (B, d) -> start/end logits (B, T, 2),
-    actioness (B, T)."""
+    """hidden (n, B, T, d), boxes (n, B, T, 4) per decoder layer, query (B, d) -> start/end
+    logits (n, B, T, 2), actioness (n, B, T)."""
     s = self.config.model.tube_span
+    layers = hidden.shape[0]
+    hidden, boxes = (x.reshape((-1,) + x.shape[2:]) for x in (hidden, boxes))   # (n B, T, ·)
+    query = jnp.tile(query, (layers, 1))
+    frame_mask = jnp.tile(frame_mask, (layers, 1))
     motion = tube_motion(jax.lax.stop_gradient(boxes), frame_mask) * s.motion_scale
     matched = motion * nn.Dense(motion.shape[-1], name='query_motion')(query)[:, None]
     frame = nn.Dense(s.frame_channels, name='frame_proj')(hidden)
@@ -147,6 +164,7 @@ class TubeSpan(nn.Module):
       x = nn.relu(nn.Conv(s.conv_width, (s.kernel,), padding='SAME', name=f'temporal_conv_{i}')(x))
       x = jnp.where(frame_mask[..., None], x, 0)
     out = nn.Conv(3, (s.kernel,), padding='SAME', name='temporal_conv')(x)
+    out = out.reshape((layers, -1) + out.shape[1:])
     return out[..., :2], out[..., 2]
 
 
@@ -292,8 +310,7 @@ class CGSTVG(nn.Module):
 
   def encode(self, batch: Mapping[str, jax.Array], deterministic: bool):
     """The multimodal memory of every frame: (B, T, N, C) tokens [ResNet ; text ; Swin], their
-    decoder positions (B, N, C), the token mask, the frames' mean token, the valid grid and the
-    query's own tokens (B, L, C) (resized, before the encoder mixes them with each frame)."""
+    decoder positions (B, N, C), the token mask, the frames' mean token and the valid grid."""
     m = self.config.model
     c5, grid_mask = self.visual_grid(batch)
     self.sow('intermediates', 'c5', c5)
@@ -332,19 +349,18 @@ class CGSTVG(nn.Module):
     frames_cls = (x * valid).sum(2) / valid.sum(2)     # mean over the frame's tokens, text too
     self.sow('intermediates', 'encoded', x)
     self.sow('intermediates', 'frames_cls', frames_cls)
-    return x, jnp.concatenate(dec_pos, axis=1)[:, None], mask, frames_cls, grid_mask, text
+    return x, jnp.concatenate(dec_pos, axis=1)[:, None], mask, frames_cls, grid_mask
 
   def __call__(self, batch: Mapping[str, Any], train: bool = False,
                gt_context: bool | None = None) -> dict[str, jax.Array]:
     """Outputs per decoder layer (last = final): boxes (n, B, T, 4) normalised cxcywh, conf
     (n, B, T) (a sum of sigmoids), sted (n, B, T, 2) start/end logits, actioness (n, B, T);
-    with `model.tube_span`, also tube_sted (B, T, 2) and tube_actioness (B, T) (`TubeSpan`).
+    with `model.tube_span`, also tube_sted (n, B, T, 2) and tube_actioness (n, B, T).
     `gt_context` (default: `train`) selects instance context from the ground-truth boxes."""
     m = self.config.model
     deterministic = not train
     gt_context = train if gt_context is None else gt_context
-    memory, memory_pos, memory_mask, frames_cls, grid_mask, text = self.encode(batch,
-                                                                               deterministic)
+    memory, memory_pos, memory_mask, frames_cls, grid_mask = self.encode(batch, deterministic)
     frame_mask = batch['frame_mask']
     b, t = frame_mask.shape
     time_embed = jnp.broadcast_to(sequence_sine_table(m.max_video_len + 1, m.hidden)[:t],
@@ -370,10 +386,9 @@ class CGSTVG(nn.Module):
                                        deterministic)
     outputs = {'boxes': boxes, 'conf': conf, 'sted': sted, 'actioness': actioness}
     if m.tube_span.enabled:
-      weights = batch['text_mask'][..., None].astype(text.dtype)
-      query = (text * weights).sum(1) / weights.sum(1)               # the query's mean token
       outputs['tube_sted'], outputs['tube_actioness'] = self.tube_span(
-          hidden[-1], boxes[-1], query, frame_mask)
+          hidden, boxes, query_token(memory, grid_mask, batch['text_mask'], frame_mask),
+          frame_mask)
     return outputs
 
 
