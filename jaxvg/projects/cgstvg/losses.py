@@ -108,8 +108,8 @@ def loss_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
 def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
             config: ml_collections.ConfigDict) -> tuple[jax.Array, dict[str, jax.Array]]:
   """(weighted total, every term): the last decoder layer's terms plus, with `loss.aux`, the
-  same terms of every earlier layer suffixed `_i`; with `model.tube_span`, each layer also has
-  its tube span's terms (`loss_tube_sted`, `loss_tube_actioness`)."""
+  same terms of every earlier layer suffixed `_i`; with `model.tube_span`, its span's terms
+  (`loss_tube_sted`, `loss_tube_actioness`)."""
   layers = outputs['boxes'].shape[0]
   weights = loss_weights(config)
   terms = {}
@@ -119,10 +119,10 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
     suffix = '' if i == layers - 1 else f'_{i}'
     layer = layer_losses(outputs['boxes'][i], outputs['conf'][i], outputs['sted'][i],
                          outputs['actioness'][i], batch, config)
-    if 'tube_sted' in outputs:
-      layer['loss_tube_sted'], layer['loss_tube_actioness'] = span_terms(
-          outputs['tube_sted'][i], outputs['tube_actioness'][i], batch, config)
     terms.update({k + suffix: v for k, v in layer.items()})
+  if 'tube_sted' in outputs:
+    terms['loss_tube_sted'], terms['loss_tube_actioness'] = span_terms(
+        outputs['tube_sted'], outputs['tube_actioness'], batch, config)
   total = sum(weights[k.rsplit('_', 1)[0] if k[-1].isdigit() else k] * v
               for k, v in terms.items())
   return total, terms

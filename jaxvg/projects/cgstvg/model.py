@@ -111,13 +111,13 @@ class TimeDecoderLayer(nn.Module):
 
 
 def tube_motion(boxes: jax.Array, frame_mask: jax.Array) -> jax.Array:
-  """(..., B, T, 4) boxes -> (..., B, T, 8): each frame's box change from the previous frame and
-  to the next one, zero where that neighbour is padding or beyond the clip (`frame_mask` (B, T))."""
+  """(B, T, 4) boxes -> (B, T, 8): each frame's box change from the previous frame and to the
+  next one, zero where that neighbour is padding or beyond the clip (`frame_mask` (B, T))."""
   before = frame_mask[:, :-1] & frame_mask[:, 1:]                # (B, T - 1): both frames valid
-  step = jnp.where(before[..., None], boxes[..., 1:, :] - boxes[..., :-1, :], 0)
-  pad = jnp.zeros(step.shape[:-2] + (1, 4), step.dtype)
-  return jnp.concatenate([jnp.concatenate([pad, step], -2),       # from the previous frame
-                          jnp.concatenate([step, pad], -2)], -1)  # to the next frame
+  step = jnp.where(before[..., None], boxes[:, 1:] - boxes[:, :-1], 0)
+  pad = jnp.zeros_like(step[:, :1])
+  return jnp.concatenate([jnp.concatenate([pad, step], 1),       # from the previous frame
+                          jnp.concatenate([step, pad], 1)], -1)  # to the next frame
 
 
 def query_token(memory: jax.Array, grid_mask: jax.Array, text_mask: jax.Array,
@@ -141,30 +141,23 @@ class TubeSpan(nn.Module):
   detached: the span does not move the boxes) is matched to the query: each motion feature is
   weighted by a projection of the query's mean encoded token (a bilinear match, so "moves left"
   can pick leftward motion), beside a projection of the temporal decoder's hidden state, and
-  convolutions over frames turn the result into start/end logits and an actioness. Applied to
-  every decoder layer's hidden state and boxes (one head; the earlier layers' spans are
-  auxiliary, as the official heads' are)."""
+  convolutions over frames turn the result into start/end logits and an actioness."""
   config: ml_collections.ConfigDict
 
   @nn.compact
   def __call__(self, hidden: jax.Array, boxes: jax.Array, query: jax.Array,
                frame_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """hidden (n, B, T, d), boxes (n, B, T, 4) per decoder layer, query (B, d) -> start/end
-    logits (n, B, T, 2), actioness (n, B, T)."""
+    """hidden (B, T, d), boxes (B, T, 4), query (B, d) -> start/end logits (B, T, 2),
+    actioness (B, T)."""
     s = self.config.model.tube_span
-    layers = hidden.shape[0]
-    hidden, boxes = (x.reshape((-1,) + x.shape[2:]) for x in (hidden, boxes))   # (n B, T, ·)
-    query = jnp.tile(query, (layers, 1))
-    frame_mask = jnp.tile(frame_mask, (layers, 1))
     motion = tube_motion(jax.lax.stop_gradient(boxes), frame_mask) * s.motion_scale
     matched = motion * nn.Dense(motion.shape[-1], name='query_motion')(query)[:, None]
     frame = nn.Dense(s.frame_channels, name='frame_proj')(hidden)
     x = jnp.where(frame_mask[..., None], jnp.concatenate([matched, frame], -1), 0)
     for i in range(s.conv_layers - 1):
-      x = nn.relu(nn.Conv(s.conv_width, (s.kernel,), padding='SAME', name=f'temporal_conv_{i}')(x))
-      x = jnp.where(frame_mask[..., None], x, 0)
+      x = nn.Conv(s.conv_width, (s.kernel,), padding='SAME', name=f'temporal_conv_{i}')(x)
+      x = jnp.where(frame_mask[..., None], nn.relu(x), 0)
     out = nn.Conv(3, (s.kernel,), padding='SAME', name='temporal_conv')(x)
-    out = out.reshape((layers, -1) + out.shape[1:])
     return out[..., :2], out[..., 2]
 
 
@@ -355,7 +348,8 @@ class CGSTVG(nn.Module):
                gt_context: bool | None = None) -> dict[str, jax.Array]:
     """Outputs per decoder layer (last = final): boxes (n, B, T, 4) normalised cxcywh, conf
     (n, B, T) (a sum of sigmoids), sted (n, B, T, 2) start/end logits, actioness (n, B, T);
-    with `model.tube_span`, also tube_sted (n, B, T, 2) and tube_actioness (n, B, T).
+    with `model.tube_span`, also tube_sted (B, T, 2) and tube_actioness (B, T) from the final
+    layer's tube.
     `gt_context` (default: `train`) selects instance context from the ground-truth boxes."""
     m = self.config.model
     deterministic = not train
@@ -387,7 +381,7 @@ class CGSTVG(nn.Module):
     outputs = {'boxes': boxes, 'conf': conf, 'sted': sted, 'actioness': actioness}
     if m.tube_span.enabled:
       outputs['tube_sted'], outputs['tube_actioness'] = self.tube_span(
-          hidden, boxes, query_token(memory, grid_mask, batch['text_mask'], frame_mask),
+          hidden[-1], boxes[-1], query_token(memory, grid_mask, batch['text_mask'], frame_mask),
           frame_mask)
     return outputs
 

@@ -42,7 +42,7 @@ def convention(config: ml_collections.ConfigDict) -> str:
 def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],
                 config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
   """Outputs (numpy, decoder layers first: 'boxes' (n, B, T, 4), 'sted' (n, B, T, 2); with
-  `model.tube_span` 'tube_sted' (n, B, T, 2)) and the
+  `model.tube_span` 'tube_sted' (B, T, 2)) and the
   tube metadata ('qid', 'frame_ids' (B, T), 'frame_mask', 'width', 'height', 'sample_mask') ->
   one row {qid, span, frame_ids, boxes} per qid, span written as `convention(config)` reads it.
 
@@ -51,7 +51,7 @@ def postprocess(outputs: Mapping[str, np.ndarray], metadata: Mapping[str, Any],
   frame_mask = np.asarray(metadata['frame_mask'], bool)
   sample_mask = np.asarray(metadata.get('sample_mask', np.ones(len(frame_mask), bool)), bool)
   # the final layer's span, or model.tube_span's where the model has it
-  span_logits = outputs['tube_sted' if 'tube_sted' in outputs else 'sted'][-1]
+  span_logits = outputs['tube_sted'] if 'tube_sted' in outputs else outputs['sted'][-1]
   spans, frames, boxes = {}, {}, {}
   for i in np.flatnonzero(sample_mask):
     valid = frame_mask[i]

@@ -21,8 +21,7 @@ FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive
 def config(enabled=True):
   c = synthetic.get_config('tiny')
   c.model.tube_span.enabled = enabled
-  c.model.enc_layers = c.model.text.layers = 1
-  c.model.dec_layers = 2
+  c.model.enc_layers = c.model.dec_layers = c.model.text.layers = 1
   return c
 
 
@@ -65,8 +64,8 @@ def test_padding_is_invisible_and_the_span_leaves_the_boxes_alone():
   outputs = [model.apply(params, batch(fill=fill)) for fill in (0.0, 5.0)]
   valid = batch()['frame_mask']
   for key in ('tube_sted', 'tube_actioness'):
-    np.testing.assert_allclose(np.asarray(outputs[0][key])[:, valid],
-                               np.asarray(outputs[1][key])[:, valid], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(outputs[0][key])[valid],
+                               np.asarray(outputs[1][key])[valid], rtol=1e-5, atol=1e-5)
 
   def tube_terms(p):
     out = model.apply(p, batch(), train=True, rngs={'dropout': jax.random.key(1)})
@@ -87,17 +86,17 @@ def test_loss_adds_its_terms_with_their_weights():
   total, terms = loss_fn(out, batch(), c)
   official = {k: v for k, v in out.items() if not k.startswith('tube_')}
   official_total, official_terms = loss_fn(official, batch(), c)
-  tube_terms = {'loss_tube_sted', 'loss_tube_actioness', 'loss_tube_sted_0',
-                'loss_tube_actioness_0'}                    # every decoder layer's, as officially
-  assert set(terms) - set(official_terms) == tube_terms
+  assert set(terms) - set(official_terms) == {'loss_tube_sted', 'loss_tube_actioness'}
   # the same terms as the official ones computed on the tube span's logits
-  swapped = dict(official, sted=out['tube_sted'], actioness=out['tube_actioness'])
+  swapped = dict(official, sted=jnp.stack([out['tube_sted']] * len(out['sted'])),
+                 actioness=jnp.stack([out['tube_actioness']] * len(out['sted'])))
   _, swapped_terms = loss_fn(swapped, batch(), c)
-  for key in tube_terms:
-    np.testing.assert_allclose(terms[key], swapped_terms[key.replace('tube_', '')], rtol=1e-6)
+  np.testing.assert_allclose(terms['loss_tube_sted'], swapped_terms['loss_sted'], rtol=1e-6)
+  np.testing.assert_allclose(terms['loss_tube_actioness'], swapped_terms['loss_actioness'],
+                             rtol=1e-6)
   w = c.loss
-  expected = official_total + w.tube_span * sum(
-      (w.sted if 'sted' in key else w.actioness) * terms[key] for key in tube_terms)
+  expected = official_total + w.tube_span * (w.sted * terms['loss_tube_sted']
+                                             + w.actioness * terms['loss_tube_actioness'])
   np.testing.assert_allclose(total, expected, rtol=1e-6)
 
 
@@ -105,12 +104,12 @@ def test_postprocess_reads_the_tube_span():
   rng = np.random.default_rng(2)
   t = 6
   outputs = {'boxes': rng.uniform(0.3, 0.6, (1, 1, t, 4)), 'sted': rng.normal(size=(1, 1, t, 2)),
-             'tube_sted': rng.normal(size=(1, 1, t, 2))}
+             'tube_sted': rng.normal(size=(1, t, 2))}
   metadata = {'qid': np.array([7]), 'frame_ids': np.arange(t)[None] * 3,
               'frame_mask': np.ones((1, t), bool), 'width': np.array([160]),
               'height': np.array([120])}
   (row,) = postprocess(outputs, metadata, config())
-  s, e = best_span(*outputs['tube_sted'][-1][0].T)
+  s, e = best_span(*outputs['tube_sted'][0].T)
   assert row['span'] == [3 * s, 3 * e]
   assert best_span(*outputs['sted'][-1][0].T) != (s, e)   # the two spans differ here
 
@@ -154,11 +153,11 @@ def test_learns_the_span_from_the_motion_the_query_names():
   c = config()
   t, n, d = 12, 32, c.model.hidden
   rng = np.random.default_rng(3)
-  hidden, frame_mask = jnp.zeros((1, n, t, d)), jnp.ones((n, t), bool)   # one decoder layer
+  hidden, frame_mask = jnp.zeros((n, t, d)), jnp.ones((n, t), bool)
   direction = jnp.asarray(rng.normal(size=d), jnp.float32)
   module = TubeSpan(c)
   boxes, sign, _ = trajectories(rng, n, t)
-  params = module.init(jax.random.key(0), hidden, jnp.asarray(boxes)[None], sign * direction,
+  params = module.init(jax.random.key(0), hidden, jnp.asarray(boxes), sign * direction,
                        frame_mask)
   tx = optax.adam(3e-3)          # the synthetic config's lr for this head
   opt_state = tx.init(params)
@@ -166,9 +165,8 @@ def test_learns_the_span_from_the_motion_the_query_names():
   @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
   def step(params, opt_state, boxes, sign, in_span):
     def objective(p):
-      sted, actioness = module.apply(p, hidden, boxes[None], sign * direction, frame_mask)
-      kl, bce = span_terms(sted[0], actioness[0], {'frame_mask': frame_mask, 'in_span': in_span},
-                           c)
+      sted, actioness = module.apply(p, hidden, boxes, sign * direction, frame_mask)
+      kl, bce = span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span}, c)
       return kl + bce
     loss, grads = jax.value_and_grad(objective)(params)
     updates, opt_state = tx.update(grads, opt_state)
@@ -177,8 +175,8 @@ def test_learns_the_span_from_the_motion_the_query_names():
   for _ in range(150):
     params, opt_state, _ = step(params, opt_state, *map(jnp.asarray, trajectories(rng, n, t)))
   boxes, sign, in_span = trajectories(rng, n, t)
-  sted, _ = module.apply(params, hidden, jnp.asarray(boxes)[None], sign * direction, frame_mask)
-  learned = np.mean([tiou(best_span(*np.asarray(sted[0, i]).T), in_span[i]) for i in range(n)])
+  sted, _ = module.apply(params, hidden, jnp.asarray(boxes), sign * direction, frame_mask)
+  learned = np.mean([tiou(best_span(*np.asarray(sted[i]).T), in_span[i]) for i in range(n)])
   fixed = max(np.mean([tiou((s, e), gt) for gt in in_span])
               for s in range(t) for e in range(s + 1, t))
   assert learned > 0.65 and learned > fixed + 0.25, (learned, fixed)
