@@ -55,10 +55,10 @@ def base_config() -> ml_collections.ConfigDict:
       'patch_frames': 0})         # frames per patch embedding (0: patch[0], Video-Swin's)
   # [assumed, not CG-STVG's] model.TubeSpan: the span from the final predicted tube's motion
   # (each box's change to the neighbouring frames, times motion_scale: normalised boxes move a
-  # few hundredths a frame) matched to the pooled query, beside frame_channels of the temporal
-  # decoder's hidden state, through a convolution of `kernel` frames; the post-processor then
-  # reads that span. Off officially: the official span sees motion only through the frozen
-  # Kinetics Video-Swin.
+  # few hundredths a frame) matched to the query's mean encoded token, beside frame_channels of
+  # the temporal decoder's hidden state, through conv_layers convolutions over `kernel` frames
+  # (conv_width channels between them); the post-processor then reads that span. Off
+  # officially: the official span sees motion only through the frozen Kinetics Video-Swin.
   m.tube_span = ml_collections.ConfigDict({'enabled': False, 'motion_scale': 10.0,
                                            'frame_channels': 8, 'kernel': 3,
                                            'conv_layers': 2, 'conv_width': 32})

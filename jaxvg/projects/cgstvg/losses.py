@@ -74,7 +74,7 @@ def layer_losses(boxes: jax.Array, conf: jax.Array, sted: jax.Array, actioness: 
 
 
 def span_terms(sted: jax.Array, actioness: jax.Array, batch: Mapping[str, Any],
-                config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+               config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
   """The span's two terms, each averaged over the videos that have a GT span: the KL of the
   start/end logits (B, T, 2) to Gaussians at the GT edges, and the actioness (B, T) BCE."""
   frame_mask = batch['frame_mask']
