@@ -31,13 +31,14 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 from jaxvg import configs, evaluation  # noqa: E402
-from jaxvg.data import pipeline  # noqa: E402
+from jaxvg.data import pipeline, readers  # noqa: E402
 from jaxvg.data.synthetic_tubes import ACTIONS  # noqa: E402
 from jaxvg.errors import UserError, cli_boundary  # noqa: E402
 from jaxvg.projects.cgstvg.losses import span_terms  # noqa: E402
 from jaxvg.projects.cgstvg.model import TubeSpan  # noqa: E402
 from jaxvg.projects.cgstvg.postprocess import postprocess  # noqa: E402
 from jaxvg.train import mesh as mesh_lib  # noqa: E402
+from jaxvg.train import step as step_lib  # noqa: E402
 from jaxvg.train import trainer  # noqa: E402
 
 SPAN_INPUTS = ('hidden', 'boxes', 'query', 'frame_mask')
@@ -59,8 +60,9 @@ def span_inputs(run: trainer.Run, params, split: str) -> dict[str, np.ndarray]:
         captured.update(zip(SPAN_INPUTS, args))
       return next_fun(*args, **kwargs)
 
-    with nn.intercept_methods(capture):
-      outputs = run.model.apply({'params': params}, batch, train=False)
+    with nn.intercept_methods(capture):   # the engine's eval step, in the config's dtype
+      outputs = step_lib.apply_model(run.model, params, batch, train=False,
+                                     dtype=step_lib.compute_dtype(config))
     return {**captured, 'tube_sted': outputs['tube_sted']}
 
   rows: dict[str, list] = {}
@@ -88,7 +90,8 @@ def score(config, split: dict, tube_sted: np.ndarray, ground_truth: dict, *, gt_
     if gt_boxes:
       boxes = dict(zip(truth['frame_ids'], truth['boxes']))
       row['boxes'] = [boxes.get(f, b) for f, b in zip(row['frame_ids'], row['boxes'])]
-  brief = evaluation.evaluate('hcstvg', rows, [ground_truth[r['qid']] for r in rows])['brief']
+  protocol, _ = readers.evaluation_protocol(config)
+  brief = evaluation.evaluate(protocol, rows, [ground_truth[r['qid']] for r in rows])['brief']
   return round(brief['m_tIoU'], 2), round(brief['m_vIoU'], 2)
 
 
