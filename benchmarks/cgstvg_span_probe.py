@@ -34,7 +34,7 @@ from jaxvg import configs, evaluation  # noqa: E402
 from jaxvg.data import pipeline, readers  # noqa: E402
 from jaxvg.data.synthetic_tubes import ACTIONS  # noqa: E402
 from jaxvg.errors import UserError, cli_boundary  # noqa: E402
-from jaxvg.projects.cgstvg.losses import span_terms  # noqa: E402
+from jaxvg.projects.cgstvg.losses import loss_weights, span_terms  # noqa: E402
 from jaxvg.projects.cgstvg.model import TubeSpan  # noqa: E402
 from jaxvg.projects.cgstvg.postprocess import postprocess  # noqa: E402
 from jaxvg.train import mesh as mesh_lib  # noqa: E402
@@ -108,6 +108,7 @@ def direction_readout(train: dict, val: dict) -> float:
 def refit(config, train: dict, val: dict, ground_truth: dict, steps: int, lr: float, seed: int
           ) -> list[tuple[int, tuple[float, float]]]:
   """A fresh TubeSpan trained on the train split's inputs by the run's span terms."""
+  weights = loss_weights(config)   # the run's weights of the tube span's two terms
   head = TubeSpan(config)
   inputs = lambda s, idx: tuple(jnp.asarray(s[k][idx]) for k in SPAN_INPUTS)
   params = head.init(jax.random.key(seed), *inputs(train, np.arange(2)))
@@ -120,7 +121,7 @@ def refit(config, train: dict, val: dict, ground_truth: dict, steps: int, lr: fl
       sted, actioness = head.apply(p, hidden, boxes, query, frame_mask)
       kl, bce = span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span},
                            config)
-      return config.loss.sted * kl + config.loss.actioness * bce
+      return weights['loss_tube_sted'] * kl + weights['loss_tube_actioness'] * bce
     grads = jax.grad(objective)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
