@@ -11,13 +11,13 @@ official evaluator:
     span: which half limits;
   - how well a linear read-out of the query token (least squares, fit on train) names the
     direction word of the query: whether the query carries what the head needs;
-  - the tube-span head refit from a fresh initialisation on the train split's outputs (batch
-    4, AdamW at --lr, --steps steps, --refits initialisations), scored every quarter: what the
+  - the tube-span head refit from a fresh initialisation on the train split's outputs as the
+    recipe's final stage fits it (`span_fit.fit`: batches of `model.tube_span.fit_batch_size`,
+    AdamW at --lr, --steps steps, --refits initialisations), scored every quarter: what the
     head reaches on the finished model's tube with more steps than the run gave it.
 A diagnosis, not a predictor: the direction words are parsed from the query text.
 """
 import argparse
-import functools
 import pathlib
 import sys
 
@@ -25,56 +25,30 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
 
 from jaxvg import configs, evaluation  # noqa: E402
 from jaxvg.data import pipeline, readers  # noqa: E402
 from jaxvg.data.synthetic_tubes import ACTIONS  # noqa: E402
 from jaxvg.errors import UserError, cli_boundary  # noqa: E402
-from jaxvg.projects.cgstvg.losses import loss_weights, span_terms  # noqa: E402
+from jaxvg.projects.cgstvg import span_fit  # noqa: E402
 from jaxvg.projects.cgstvg.model import TubeSpan  # noqa: E402
 from jaxvg.projects.cgstvg.postprocess import postprocess  # noqa: E402
-from jaxvg.train import mesh as mesh_lib  # noqa: E402
-from jaxvg.train import step as step_lib  # noqa: E402
 from jaxvg.train import trainer  # noqa: E402
 
-SPAN_INPUTS = ('hidden', 'boxes', 'query', 'frame_mask')
 
-
-def span_inputs(run: trainer.Run, params, split: str) -> dict[str, np.ndarray]:
-  """The split's TubeSpan inputs (eval mode), its outputs, targets and metadata, one row per
-  real sample."""
-  config = run.config
-
-  @jax.jit
-  def forward(params, batch, frozen):
-    if run.frozen is not None:
-      batch = run.frozen.encode(frozen, batch)
-    captured = {}
-
-    def capture(next_fun, args, kwargs, context):
-      if isinstance(context.module, TubeSpan) and context.method_name == '__call__':
-        captured.update(zip(SPAN_INPUTS, args))
-      return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(capture):   # the engine's eval step, in the config's dtype
-      outputs = step_lib.apply_model(run.model, params, batch, train=False,
-                                     dtype=step_lib.compute_dtype(config))
-    return {**captured, 'tube_sted': outputs['tube_sted']}
-
-  rows: dict[str, list] = {}
-  for batch, meta in pipeline.make_loader(config, split, train=False):
-    out = jax.device_get(forward(params, mesh_lib.to_global(batch, run.mesh), run.frozen_params))
+def split_rows(run: trainer.Run, params, split: str) -> dict[str, np.ndarray]:
+  """The split's TubeSpan inputs (eval mode), its span logits and targets
+  (`span_fit.span_inputs`), with the metadata and direction word of every real sample."""
+  rows = span_fit.span_inputs(run, params, split)
+  meta: dict[str, list] = {}
+  for batch, fields in pipeline.make_loader(run.config, split, train=False):
     real = np.asarray(batch['sample_mask'], bool)
-    direction = [query.split()[-1] if query else '' for query in meta['query']]   # '': padding
-    fields = {**out, 'in_span': batch['in_span'], 'direction': direction,
-              **{k: meta[k] for k in ('qid', 'frame_ids', 'width', 'height')}}
+    fields = {**{k: fields[k] for k in ('qid', 'frame_ids', 'width', 'height')},
+              'direction': [query.split()[-1] if query else '' for query in fields['query']]}
     for key, value in fields.items():
-      rows.setdefault(key, []).append(np.asarray(value)[real])
-  return {k: np.concatenate(v) for k, v in rows.items()}
+      meta.setdefault(key, []).append(np.asarray(value)[real])
+  return {**rows, **{k: np.concatenate(v) for k, v in meta.items()}}
 
 
 def score(config, split: dict, tube_sted: np.ndarray, ground_truth: dict, *, gt_span=False,
@@ -105,34 +79,15 @@ def direction_readout(train: dict, val: dict) -> float:
   return float(np.mean(predicted == val['direction']))
 
 
-def refit(config, train: dict, val: dict, ground_truth: dict, steps: int, lr: float, seed: int
+def refit(config, train: dict, val: dict, ground_truth: dict, steps: int, seed: int
           ) -> list[tuple[int, tuple[float, float]]]:
-  """A fresh TubeSpan trained on the train split's inputs by the run's span terms."""
-  weights = loss_weights(config)   # the run's weights of the tube span's two terms
-  head = TubeSpan(config)
-  inputs = lambda s, idx: tuple(jnp.asarray(s[k][idx]) for k in SPAN_INPUTS)
-  params = head.init(jax.random.key(seed), *inputs(train, np.arange(2)))
-  tx = optax.adamw(lr, weight_decay=config.optim.weight_decay)
-  opt_state = tx.init(params)
-
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
-  def step(params, opt_state, hidden, boxes, query, frame_mask, in_span):
-    def objective(p):
-      sted, actioness = head.apply(p, hidden, boxes, query, frame_mask)
-      kl, bce = span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span},
-                           config)
-      return weights['loss_tube_sted'] * kl + weights['loss_tube_actioness'] * bce
-    grads = jax.grad(objective)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  rng, scores = np.random.default_rng(seed), []
-  for i in range(1, steps + 1):
-    idx = rng.choice(len(train['boxes']), 4, replace=False)
-    params, opt_state = step(params, opt_state, *inputs(train, idx),
-                             jnp.asarray(train['in_span'][idx]))
+  """A fresh TubeSpan fit on the train split's inputs as the recipe's final stage does
+  (`span_fit.fit`), scored on val every quarter of `steps`."""
+  head, scores = TubeSpan(config), []
+  val_inputs = tuple(jnp.asarray(val[k]) for k in span_fit.SPAN_INPUTS)
+  for i, variables in span_fit.fit(config, train, steps, seed):
     if i % max(1, steps // 4) == 0:
-      sted, _ = head.apply(params, *inputs(val, np.arange(len(val['boxes']))))
+      sted, _ = head.apply(variables, *val_inputs)
       scores.append((i, score(config, val, np.asarray(sted), ground_truth)))
   return scores
 
@@ -150,12 +105,13 @@ def main() -> None:
   args = parser.parse_args()
   config = configs.load(args.config)
   config.seed = args.seed
+  config.model.tube_span.fit_lr = args.lr
   if config.data.dataset != 'synthetic_tubes' or not config.model.tube_span.enabled:
     raise UserError(f'{args.config}: the probe needs the synthetic tube benchmark and '
                     'model.tube_span')
   run = trainer.build_run(config)
   params = trainer.restore_params(run, args.workdir, 'latest')
-  train, val = (span_inputs(run, params, s) for s in (config.data.train_split,
+  train, val = (split_rows(run, params, s) for s in (config.data.train_split,
                                                       config.data.val_split))
   ground_truth = {r.qid: r.to_json()
                   for r in pipeline.load_records(config, config.data.val_split, train=False)}
@@ -168,7 +124,7 @@ def main() -> None:
   print(f'direction word read linearly from the query token: {direction_readout(train, val):.2f}')
   for seed in range(args.refits):
     print(f'tube span refit (seed {seed}), (step, (m_tIoU, m_vIoU)):',
-          refit(config, train, val, ground_truth, args.steps, args.lr, seed), flush=True)
+          refit(config, train, val, ground_truth, args.steps, seed), flush=True)
 
 
 if __name__ == '__main__':

@@ -76,6 +76,21 @@ class FrozenBackbone:
 
 
 @dataclasses.dataclass(frozen=True)
+class FinalStage:
+  """A step of a system's recipe after its last training step and before the final checkpoint:
+  new values for some parameters, computed from the finished model (a head fit on its outputs).
+
+  Attributes:
+    name: what it does, for the log ('tube span fit').
+    apply: (the engine's Run, the evaluated parameters) -> a subtree of parameters (the same
+      paths and shapes); the engine writes it into both the trained and the evaluated (EMA)
+      weights. Must give the same values on every host.
+  """
+  name: str
+  apply: Callable[[Any, Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class Training:
   """What a trainable system adds to its task.
 
@@ -88,11 +103,13 @@ class Training:
       always frozen); None = one group 'default'.
     make_optimizer: (config, steps_per_epoch, params) -> the optimiser, for a system whose
       official recipe gives groups schedules of their own shape; None = `jaxvg.train.optim`.
+    final_stage: config -> the `FinalStage` this config asks for, or None.
   """
   loss_fn: Callable[[Outputs, Batch, Config], tuple[Any, dict[str, Any]]]
   rng_streams: tuple[str, ...] = ('dropout',)
   param_labels: Callable[[Config, Any], Any] | None = None
   make_optimizer: Callable[[Config, int, Any], Any] | None = None
+  final_stage: Callable[[Config], FinalStage | None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

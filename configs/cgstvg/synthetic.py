@@ -65,8 +65,12 @@ def get_config(size: str = 'default'):
   c.model.swin_dims = 64
   # [assumed, not CG-STVG's] The span from the predicted tube's motion matched to the query
   # (model.TubeSpan), its small head at 10x the base lr: the toy Video-Swin does not give the
-  # official decoder the motion it needs to find the span (docs/cgstvg.md).
-  c.model.tube_span.enabled = True
+  # official decoder the motion it needs to find the span (docs/cgstvg.md). The motion squashed
+  # (tanh of 50x the change: any step of a few pixels counts alike), the span the stretch of
+  # greatest summed actioness, and the head fit afresh on the finished model's tube for 600
+  # steps after training (span_fit.py): within the run it stays near a fixed span.
+  c.model.tube_span.update({'enabled': True, 'motion_scale': 50.0, 'motion_tanh': True,
+                            'span_from': 'actioness', 'fit_steps': 600})
   c.optim.groups.tube_span = {'lr_scale': 10.0}
   c.model.enc_layers = 2
   c.model.dec_layers = 3
@@ -101,6 +105,7 @@ def get_config(size: str = 'default'):
     c.model.grounding_weights = ''
     c.model.use_swin, c.model.swin_weights = False, ''
     c.model.spat_theta = 0.4        # one confidence sigmoid instead of two (docstring)
+    c.model.tube_span.fit_steps = 0
     c.optim.lr = 1e-3               # from scratch
     c.eval.swapped_queries = False
     c.model.enc_layers, c.model.dec_layers, c.model.text.layers = 1, 2, 1

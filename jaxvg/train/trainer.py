@@ -222,6 +222,7 @@ def _check_finite(state: TrainState) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        init_from: str | None = None) -> dict[str, float]:
   """Trains for config.train.epochs, evaluating every epoch; resumes from `workdir` if it can.
+  The task's `FinalStage`, where its config asks for one, runs after the last step.
 
   Returns the best value of every validation metric seen (as the official code reports).
   """
@@ -261,6 +262,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   total_steps = config.train.epochs * steps_per_epoch
   if config.train.max_steps > 0:
     total_steps = min(total_steps, config.train.max_steps)
+  final_stage = _training(run.task).final_stage
+  final_stage = final_stage(config) if final_stage is not None else None
   step = int(jax.device_get(state.step))
   if step and step % steps_per_epoch == 0 and not _evaluated(workdir, step):
     _evaluate_epoch(run, state, val_data, ckpts, writer, best, workdir, step, steps_per_epoch)
@@ -275,6 +278,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       state, metrics = train_step(state, mesh_lib.to_global(batch, run.mesh), run.frozen_params)
       step += 1
       bar.update(1)
+      if step == total_steps and final_stage is not None:   # saved below with the last step
+        _check_finite(state)
+        state = _run_final_stage(run, final_stage, state, val_data, writer, step)
       if step % config.train.log_every == 0 or step == total_steps:
         _check_finite(state)
         now = time.perf_counter()
@@ -303,6 +309,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     ckpts.close()
     writer.close()
   return best
+
+
+def _run_final_stage(run: Run, stage: registry.FinalStage, state: TrainState, val_data,
+                     writer: MetricWriter, step: int) -> TrainState:
+  """The task's `FinalStage` after the last step: val scored before it (logged as the split
+  'val_before_final_stage'), then the subtree it returns written, laid out on the mesh, into the
+  trained and the evaluated weights. A run resumed after it finds it in the last checkpoint."""
+  before = evaluate_split(run, state.eval_params, val_data)
+  writer.write(step, 'val_before_final_stage', before)
+  if jax.process_index() == 0:
+    print(f'before the {stage.name}: ' + '  '.join(f'{k} {v:.2f}' for k, v in before.items()))
+  shardings = traverse_util.flatten_dict(dict(run.param_shardings))
+  fitted = traverse_util.unflatten_dict({
+      path: jax.device_put(np.asarray(value), shardings.get(path))
+      for path, value in traverse_util.flatten_dict(dict(stage.apply(run, state.eval_params)))
+      .items()})
+  state = state.replace(params=_replace_subtree(state.params, fitted))
+  if state.ema_params is not None:
+    state = state.replace(ema_params=_replace_subtree(state.ema_params, fitted))
+  return state
 
 
 def _evaluate_epoch(run: Run, state: TrainState, val_data, ckpts, writer: MetricWriter,

@@ -59,9 +59,19 @@ def base_config() -> ml_collections.ConfigDict:
   # the temporal decoder's hidden state, through conv_layers convolutions over `kernel` frames
   # (conv_width channels between them); the post-processor then reads that span. Off
   # officially: the official span sees motion only through the frozen Kinetics Video-Swin.
+  # motion_tanh squashes the scaled motion (a box jumping to another shape then counts as one
+  # large step, not as a dominant one). span_from: 'logits' (start/end logits of the head's own,
+  # trained by the KL term as the official span) or 'actioness' (start/end from the summed
+  # per-frame actioness: the span is the stretch of greatest summed actioness, trained by the
+  # actioness term alone). fit_steps > 0 ends training with a fresh head fit for that many
+  # steps (batches of fit_batch_size, AdamW at fit_lr) on the finished model's eval-mode tube
+  # of the train split (span_fit.py).
   m.tube_span = ml_collections.ConfigDict({'enabled': False, 'motion_scale': 10.0,
+                                           'motion_tanh': False, 'span_from': 'logits',
                                            'frame_channels': 8, 'kernel': 3,
-                                           'conv_layers': 2, 'conv_width': 32})
+                                           'conv_layers': 2, 'conv_width': 32,
+                                           'fit_steps': 0, 'fit_batch_size': 4,
+                                           'fit_lr': 3e-3})
   m.head_dropout = 0.3            # dropout of the temp/action/conf MLPs
   # Official MLPs drop out their output logits too; False drops hidden activations only.
   m.head_dropout_logits = True

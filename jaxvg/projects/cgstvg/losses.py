@@ -109,7 +109,7 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
             config: ml_collections.ConfigDict) -> tuple[jax.Array, dict[str, jax.Array]]:
   """(weighted total, every term): the last decoder layer's terms plus, with `loss.aux`, the
   same terms of every earlier layer suffixed `_i`; with `model.tube_span`, its span's terms
-  (`loss_tube_sted`, `loss_tube_actioness`)."""
+  (`loss_tube_actioness`, and `loss_tube_sted` where the head has start/end logits of its own)."""
   layers = outputs['boxes'].shape[0]
   weights = loss_weights(config)
   terms = {}
@@ -121,8 +121,10 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
                          outputs['actioness'][i], batch, config)
     terms.update({k + suffix: v for k, v in layer.items()})
   if 'tube_sted' in outputs:
-    terms['loss_tube_sted'], terms['loss_tube_actioness'] = span_terms(
+    sted_kl, terms['loss_tube_actioness'] = span_terms(
         outputs['tube_sted'], outputs['tube_actioness'], batch, config)
+    if config.model.tube_span.span_from == 'logits':
+      terms['loss_tube_sted'] = sted_kl
   total = sum(weights[k.rsplit('_', 1)[0] if k[-1].isdigit() else k] * v
               for k, v in terms.items())
   return total, terms

@@ -141,7 +141,12 @@ class TubeSpan(nn.Module):
   detached: the span does not move the boxes) is matched to the query: each motion feature is
   weighted by a projection of the query's mean encoded token (a bilinear match, so "moves left"
   can pick leftward motion), beside a projection of the temporal decoder's hidden state, and
-  convolutions over frames turn the result into start/end logits and an actioness."""
+  convolutions over frames turn the result into start/end logits and an actioness.
+
+  With `span_from='actioness'` the start/end logits are the actioness summed before and up to
+  each frame, so the post-processor's best start/end pair is the stretch of greatest summed
+  actioness: the span follows from a per-frame judgement ("is the named shape doing the named
+  action here") instead of being placed by two logits of their own."""
   config: ml_collections.ConfigDict
 
   @nn.compact
@@ -151,14 +156,25 @@ class TubeSpan(nn.Module):
     actioness (B, T)."""
     s = self.config.model.tube_span
     motion = tube_motion(jax.lax.stop_gradient(boxes), frame_mask) * s.motion_scale
+    if s.motion_tanh:
+      motion = jnp.tanh(motion)
     matched = motion * nn.Dense(motion.shape[-1], name='query_motion')(query)[:, None]
     frame = nn.Dense(s.frame_channels, name='frame_proj')(hidden)
     x = jnp.where(frame_mask[..., None], jnp.concatenate([matched, frame], -1), 0)
     for i in range(s.conv_layers - 1):
       x = nn.Conv(s.conv_width, (s.kernel,), padding='SAME', name=f'temporal_conv_{i}')(x)
       x = jnp.where(frame_mask[..., None], nn.relu(x), 0)
-    out = nn.Conv(3, (s.kernel,), padding='SAME', name='temporal_conv')(x)
-    return out[..., :2], out[..., 2]
+    if s.span_from == 'logits':
+      out = nn.Conv(3, (s.kernel,), padding='SAME', name='temporal_conv')(x)
+      return out[..., :2], out[..., 2]
+    if s.span_from != 'actioness':
+      raise ValueError(f"model.tube_span.span_from must be 'logits' or 'actioness', "
+                       f'got {s.span_from!r}')
+    actioness = nn.Conv(1, (s.kernel,), padding='SAME', name='temporal_conv')(x)[..., 0]
+    through = jnp.cumsum(jnp.where(frame_mask, actioness, 0), axis=1)   # sum over frames <= t
+    before = through - jnp.where(frame_mask, actioness, 0)              # sum over frames < t
+    # best pair s < e of (-before[s]) + through[e] = the sum of the actioness over [s, e]
+    return jnp.stack([-before, through], -1), actioness
 
 
 def roi_mean(features: jax.Array, boxes: jax.Array, grid_mask: jax.Array) -> jax.Array:

@@ -16,6 +16,7 @@ from jaxvg.projects.cgstvg.model import CGSTVG, dummy_batch, resnet_module
 from jaxvg.projects.cgstvg.optim import make_optimizer, param_labels
 from jaxvg.projects.cgstvg.postprocess import postprocess
 from jaxvg.projects.cgstvg.predictor import VideoPredictor
+from jaxvg.projects.cgstvg.span_fit import final_stage
 
 
 def build_model(config: ml_collections.ConfigDict) -> CGSTVG:
@@ -84,7 +85,8 @@ TASK = registry.Task(
     pretrained_params=pretrained_params,
     frozen_backbone=frozen_swin,
     training=registry.Training(loss_fn=loss_fn, rng_streams=('dropout',),
-                               param_labels=param_labels, make_optimizer=make_optimizer),
+                               param_labels=param_labels, make_optimizer=make_optimizer,
+                               final_stage=final_stage),
     video_predictor=VideoPredictor,
     base_config=base_config,
     reference_scores=reference_scores,

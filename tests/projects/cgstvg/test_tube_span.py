@@ -1,26 +1,30 @@
 """`model.tube_span`: the span read again with the predicted tube's motion. The motion features
 against NumPy, padding invisible, the boxes untouched by its loss, the post-processor reading it,
-its loss terms and weights, the still-scene pretraining unaffected, and a span learned from
-motion alone where the hidden states carry none."""
-import functools
-
+its loss terms and weights, the span from summed actioness equal to a brute-force search, the
+still-scene pretraining unaffected, and a span learned from motion alone where the hidden states
+carry none (both span forms, linear and squashed motion)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+import pytest
 
 from configs.cgstvg import synthetic
-from jaxvg.projects.cgstvg import still_grounding
-from jaxvg.projects.cgstvg.losses import loss_fn, span_terms
+from jaxvg.projects.cgstvg import span_fit, still_grounding
+from jaxvg.projects.cgstvg.losses import loss_fn
 from jaxvg.projects.cgstvg.model import CGSTVG, TubeSpan, tube_motion
 from jaxvg.projects.cgstvg.postprocess import best_span, postprocess
 
 FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive_passes': True}
 
 
-def config(enabled=True):
+VARIANTS = [{'span_from': 'logits', 'motion_tanh': False, 'motion_scale': 10.0},
+            {'span_from': 'actioness', 'motion_tanh': True, 'motion_scale': 50.0}]
+
+
+def config(enabled=True, **tube_span):
   c = synthetic.get_config('tiny')
   c.model.tube_span.enabled = enabled
+  c.model.tube_span.update(tube_span)
   c.model.enc_layers = c.model.dec_layers = c.model.text.layers = 1
   return c
 
@@ -57,8 +61,9 @@ def test_motion_is_the_box_change_to_each_valid_neighbour():
                                  atol=1e-6)
 
 
-def test_padding_is_invisible_and_the_span_leaves_the_boxes_alone():
-  c = config()
+@pytest.mark.parametrize('variant', VARIANTS, ids=lambda v: v['span_from'])
+def test_padding_is_invisible_and_the_span_leaves_the_boxes_alone(variant):
+  c = config(**variant)
   model = CGSTVG(c)
   params = jax.jit(model.init, compiler_options=FAST_COMPILE)(jax.random.key(0), batch())
   outputs = [model.apply(params, batch(fill=fill)) for fill in (0.0, 5.0)]
@@ -70,7 +75,7 @@ def test_padding_is_invisible_and_the_span_leaves_the_boxes_alone():
   def tube_terms(p):
     out = model.apply(p, batch(), train=True, rngs={'dropout': jax.random.key(1)})
     _, terms = loss_fn(out, batch(), c)
-    return terms['loss_tube_sted'] + terms['loss_tube_actioness']
+    return sum(v for k, v in terms.items() if k.startswith('loss_tube_'))
   grads = jax.grad(tube_terms)(params)['params']
   assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads['bbox_embed']))
   assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads['spatial_decoder']))
@@ -79,7 +84,7 @@ def test_padding_is_invisible_and_the_span_leaves_the_boxes_alone():
 
 
 def test_loss_adds_its_terms_with_their_weights():
-  c = config()
+  c = config(**VARIANTS[0])                   # the head's own start/end logits
   model = CGSTVG(c)
   params = jax.jit(model.init, compiler_options=FAST_COMPILE)(jax.random.key(0), batch())
   out = model.apply(params, batch())
@@ -98,6 +103,42 @@ def test_loss_adds_its_terms_with_their_weights():
   expected = official_total + w.tube_span * (w.sted * terms['loss_tube_sted']
                                              + w.actioness * terms['loss_tube_actioness'])
   np.testing.assert_allclose(total, expected, rtol=1e-6)
+
+
+def test_actioness_span_is_the_stretch_of_greatest_summed_actioness():
+  """span_from='actioness': the post-processor's best pair over the start/end logits is the
+  s < e maximising the actioness summed over [s, e] (valid frames only), and the loss has the
+  actioness term alone."""
+  c = config(span_from='actioness')
+  c.model.tube_span.frame_channels = 4
+  rng = np.random.default_rng(4)
+  b, t = 6, 9
+  frame_mask = np.ones((b, t), bool)
+  frame_mask[1:, t - 3:] = rng.random((b - 1, 3)) < 0.3
+  frame_mask = np.sort(frame_mask, axis=1)[:, ::-1]           # valid frames first
+  args = (jnp.asarray(rng.normal(size=(b, t, c.model.hidden)), jnp.float32),
+          jnp.asarray(rng.uniform(0.2, 0.8, (b, t, 4)), jnp.float32),
+          jnp.asarray(rng.normal(size=(b, c.model.hidden)), jnp.float32), jnp.asarray(frame_mask))
+  module = TubeSpan(c)
+  sted, actioness = module.apply(module.init(jax.random.key(0), *args), *args)
+  sted, actioness = np.asarray(sted, np.float64), np.asarray(actioness, np.float64)
+  for i in range(b):
+    valid = frame_mask[i]
+    a = actioness[i][valid]
+    pairs = [(s, e) for s in range(len(a)) for e in range(s + 1, len(a))]
+    sums = [a[s:e + 1].sum() for s, e in pairs]
+    assert best_span(*sted[i][valid].T) == pairs[int(np.argmax(sums))]
+
+  model = CGSTVG(c)
+  params = jax.jit(model.init, compiler_options=FAST_COMPILE)(jax.random.key(0), batch())
+  out = model.apply(params, batch())
+  total, terms = loss_fn(out, batch(), c)
+  official_total, official_terms = loss_fn(
+      {k: v for k, v in out.items() if not k.startswith('tube_')}, batch(), c)
+  assert set(terms) - set(official_terms) == {'loss_tube_actioness'}
+  np.testing.assert_allclose(
+      total, official_total + c.loss.tube_span * c.loss.actioness * terms['loss_tube_actioness'],
+      rtol=1e-6)
 
 
 def test_postprocess_reads_the_tube_span():
@@ -146,37 +187,30 @@ def tiou(span, gt):
   return inter / (max(e, g[-1]) - min(s, g[0]) + 1)
 
 
-def test_learns_the_span_from_the_motion_the_query_names():
+@pytest.mark.parametrize('variant', VARIANTS, ids=lambda v: v['span_from'])
+def test_learns_the_span_from_the_motion_the_query_names(variant):
   """The box moves one way over the span and the other way elsewhere; the query says which way
-  (a +-1 vector), the hidden states carry nothing. Trained on such tubes, the head finds the
+  (a +-1 vector), the hidden states carry nothing. Fit on such tubes as the recipe's final
+  stage fits the head (`span_fit.fit`: the loss's span terms and weights), it finds the
   held-out spans far better than the best fixed span."""
-  c = config()
+  c = config(**variant)
+  c.model.tube_span.update({'fit_batch_size': 32, 'fit_lr': 3e-3})
   t, n, d = 12, 32, c.model.hidden
   rng = np.random.default_rng(3)
-  hidden, frame_mask = jnp.zeros((n, t, d)), jnp.ones((n, t), bool)
-  direction = jnp.asarray(rng.normal(size=d), jnp.float32)
-  module = TubeSpan(c)
-  boxes, sign, _ = trajectories(rng, n, t)
-  params = module.init(jax.random.key(0), hidden, jnp.asarray(boxes), sign * direction,
-                       frame_mask)
-  tx = optax.adam(3e-3)          # the synthetic config's lr for this head
-  opt_state = tx.init(params)
+  direction = rng.normal(size=d).astype(np.float32)
 
-  @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
-  def step(params, opt_state, boxes, sign, in_span):
-    def objective(p):
-      sted, actioness = module.apply(p, hidden, boxes, sign * direction, frame_mask)
-      kl, bce = span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span}, c)
-      return kl + bce
-    loss, grads = jax.value_and_grad(objective)(params)
-    updates, opt_state = tx.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss
+  def inputs(count):
+    boxes, sign, in_span = trajectories(rng, count, t)
+    return {'hidden': np.zeros((count, t, d), np.float32), 'boxes': boxes,
+            'query': (sign * direction).astype(np.float32),
+            'frame_mask': np.ones((count, t), bool), 'in_span': in_span}
 
-  for _ in range(150):
-    params, opt_state, _ = step(params, opt_state, *map(jnp.asarray, trajectories(rng, n, t)))
-  boxes, sign, in_span = trajectories(rng, n, t)
-  sted, _ = module.apply(params, hidden, jnp.asarray(boxes), sign * direction, frame_mask)
-  learned = np.mean([tiou(best_span(*np.asarray(sted[i]).T), in_span[i]) for i in range(n)])
-  fixed = max(np.mean([tiou((s, e), gt) for gt in in_span])
+  for _, variables in span_fit.fit(c, inputs(150 * 32), 150, seed=0):
+    pass
+  held_out = inputs(n)
+  sted, _ = TubeSpan(c).apply(variables, *(held_out[k] for k in span_fit.SPAN_INPUTS))
+  learned = np.mean([tiou(best_span(*np.asarray(sted[i]).T), held_out['in_span'][i])
+                     for i in range(n)])
+  fixed = max(np.mean([tiou((s, e), gt) for gt in held_out['in_span']])
               for s in range(t) for e in range(s + 1, t))
   assert learned > 0.65 and learned > fixed + 0.25, (learned, fixed)
