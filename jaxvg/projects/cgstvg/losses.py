@@ -93,6 +93,18 @@ def span_terms(sted: jax.Array, actioness: jax.Array, batch: Mapping[str, Any],
           _video_mean(actioness_bce, frame_mask, has_gt))
 
 
+def tube_span_terms(sted: jax.Array, actioness: jax.Array, batch: Mapping[str, Any],
+                    config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """`model.tube_span`'s terms: the actioness BCE, and the KL of its start/end logits where the
+  head has its own (`span_from='logits'`; summed from the actioness, they have no target of
+  their own)."""
+  sted_kl, actioness_bce = span_terms(sted, actioness, batch, config)
+  terms = {'loss_tube_actioness': actioness_bce}
+  if config.model.tube_span.span_from == 'logits':
+    terms['loss_tube_sted'] = sted_kl
+  return terms
+
+
 def _bce_with_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
   return jnp.maximum(logits, 0) - logits * targets + jnp.log1p(jnp.exp(-jnp.abs(logits)))
 
@@ -121,10 +133,8 @@ def loss_fn(outputs: Mapping[str, jax.Array], batch: Mapping[str, Any],
                          outputs['actioness'][i], batch, config)
     terms.update({k + suffix: v for k, v in layer.items()})
   if 'tube_sted' in outputs:
-    sted_kl, terms['loss_tube_actioness'] = span_terms(
-        outputs['tube_sted'], outputs['tube_actioness'], batch, config)
-    if config.model.tube_span.span_from == 'logits':
-      terms['loss_tube_sted'] = sted_kl
+    terms.update(tube_span_terms(outputs['tube_sted'], outputs['tube_actioness'], batch,
+                                 config))
   total = sum(weights[k.rsplit('_', 1)[0] if k[-1].isdigit() else k] * v
               for k, v in terms.items())
   return total, terms

@@ -23,7 +23,7 @@ from jax.experimental import multihost_utils
 
 from jaxvg import registry
 from jaxvg.data import pipeline
-from jaxvg.projects.cgstvg.losses import loss_weights, span_terms
+from jaxvg.projects.cgstvg.losses import loss_weights, tube_span_terms
 from jaxvg.projects.cgstvg.model import TubeSpan
 from jaxvg.train import mesh as mesh_lib
 from jaxvg.train import step as step_lib
@@ -74,8 +74,6 @@ def fit(config: ml_collections.ConfigDict, inputs: dict[str, np.ndarray], steps:
   step."""
   s = config.model.tube_span
   weights = loss_weights(config)
-  if s.span_from != 'logits':                  # the span from summed actioness: no KL term
-    weights['loss_tube_sted'] = 0.0
   head = TubeSpan(config)
   batch_of = lambda idx: tuple(jnp.asarray(inputs[k][idx]) for k in SPAN_INPUTS)
   variables = head.init(jax.random.key(seed), *batch_of(np.arange(1)))
@@ -86,9 +84,9 @@ def fit(config: ml_collections.ConfigDict, inputs: dict[str, np.ndarray], steps:
   def step(variables, opt_state, hidden, boxes, query, frame_mask, in_span):
     def objective(v):
       sted, actioness = head.apply(v, hidden, boxes, query, frame_mask)
-      kl, bce = span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span},
-                           config)
-      return weights['loss_tube_sted'] * kl + weights['loss_tube_actioness'] * bce
+      terms = tube_span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span},
+                              config)
+      return sum(weights[k] * v for k, v in terms.items())
     grads = jax.grad(objective)(variables)
     updates, opt_state = tx.update(grads, opt_state, variables)
     return optax.apply_updates(variables, updates), opt_state
