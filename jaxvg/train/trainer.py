@@ -406,11 +406,21 @@ def _record_eval(writer: MetricWriter, step: int, epoch: int, metrics: dict[str,
 
 
 def _local_outputs(run: Run, outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
-  """This host's rows of the outputs (batch-leading), matching its own metadata rows."""
+  """This host's rows of the outputs, matching its own metadata rows. An output's batch axis is
+  the one its sharding splits over the data axis (the compiler carries the batch's sharding to
+  outputs whose batch axis is not the first, such as CG-STVG's per-layer boxes); an output it
+  does not split is batch-leading."""
   if jax.process_count() == 1:
     return jax.device_get(outputs)
+
+  def batch_spec(x: jax.Array) -> jax.sharding.PartitionSpec:
+    spec = getattr(x.sharding, 'spec', None)
+    names = [a for axes in (spec or ()) if axes is not None
+             for a in (axes if isinstance(axes, tuple) else (axes,))]
+    return spec if mesh_lib.DATA_AXIS in names else jax.sharding.PartitionSpec(mesh_lib.DATA_AXIS)
+
   return jax.device_get(multihost_utils.global_array_to_host_local_array(
-      outputs, run.mesh, jax.sharding.PartitionSpec(mesh_lib.DATA_AXIS)))
+      outputs, run.mesh, jax.tree.map(batch_spec, outputs)))
 
 
 def _gather_rows(rows: list[dict]) -> list[dict]:
