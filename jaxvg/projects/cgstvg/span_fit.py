@@ -71,7 +71,7 @@ def fit(config: ml_collections.ConfigDict, inputs: dict[str, np.ndarray], steps:
   """A fresh `TubeSpan` trained on `inputs` (from `span_inputs`) by the run's span terms and
   weights: AdamW at `tube_span.fit_lr` with the config's weight decay, batches of
   `tube_span.fit_batch_size` drawn without replacement; yields (step, its variables) after every
-  step."""
+  step, valid until the next one (the step donates them on accelerators)."""
   s = config.model.tube_span
   weights = loss_weights(config)
   head = TubeSpan(config)
@@ -82,11 +82,11 @@ def fit(config: ml_collections.ConfigDict, inputs: dict[str, np.ndarray], steps:
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(variables, opt_state, hidden, boxes, query, frame_mask, in_span):
-    def objective(v):
-      sted, actioness = head.apply(v, hidden, boxes, query, frame_mask)
+    def objective(trained):
+      sted, actioness = head.apply(trained, hidden, boxes, query, frame_mask)
       terms = tube_span_terms(sted, actioness, {'frame_mask': frame_mask, 'in_span': in_span},
                               config)
-      return sum(weights[k] * v for k, v in terms.items())
+      return sum(weights[name] * term for name, term in terms.items())
     grads = jax.grad(objective)(variables)
     updates, opt_state = tx.update(grads, opt_state, variables)
     return optax.apply_updates(variables, updates), opt_state
